@@ -1,0 +1,161 @@
+"""The parallel scans of ssm.kernels.scan against the sequential loop (S5, arXiv 2208.04933)."""
+
+import pytest
+import torch
+
+from ssm.kernels.scan import associative_scan, scan, scan_ref
+
+ATOL = {torch.complex64: 1e-5, torch.complex128: 1e-12}
+
+
+def _stable_a(shape, seed=0, decay=0.3):
+    g = torch.Generator().manual_seed(seed)
+    re = -torch.rand(shape, generator=g, dtype=torch.float64) * decay
+    im = torch.randn(shape, generator=g, dtype=torch.float64) * 2
+    return torch.exp(torch.complex(re, im))  # |a| <= 1
+
+
+def _inputs(N, B, L, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    b = torch.randn(N, B, L, 2, generator=g, dtype=torch.float64)
+    x0 = torch.randn(N, B, 2, generator=g, dtype=torch.float64)
+    return torch.view_as_complex(b), torch.view_as_complex(x0)
+
+
+def _err(x, ref):
+    return (x.to(torch.complex128) - ref).abs().max().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("L", [1, 3, 17, 1000, 4097])
+@pytest.mark.parametrize("chunk_size", [1, 5, 32])
+def test_scan_matches_loop(L, dtype, chunk_size):
+    N, B = 4, 3
+    a = _stable_a((N, 1))
+    b, x0 = _inputs(N, B, L)
+    gold = scan_ref(a.unsqueeze(-1), b, x0)  # complex128 loop
+    ref = scan_ref(a.to(dtype).unsqueeze(-1), b.to(dtype), x0.to(dtype))
+    fast = scan(a.to(dtype), b.to(dtype), x0.to(dtype), chunk_size=chunk_size)
+    assert fast.dtype == dtype and fast.shape == b.shape
+    e_fast, e_ref = _err(fast, gold), _err(ref, gold)
+    assert e_fast <= 2 * e_ref + ATOL[dtype] * max(1.0, gold.abs().max().item()), (e_fast, e_ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("L", [1, 3, 17, 1000])
+def test_associative_scan_time_varying(L, dtype):
+    N, B = 3, 2
+    a = _stable_a((N, B, L), seed=2)
+    b, _ = _inputs(N, B, L)
+    gold = scan_ref(a, b)
+    ref = scan_ref(a.to(dtype), b.to(dtype))
+    fast = associative_scan(a.to(dtype), b.to(dtype))
+    e_fast, e_ref = _err(fast, gold), _err(ref, gold)
+    assert e_fast <= 2 * e_ref + ATOL[dtype] * max(1.0, gold.abs().max().item()), (e_fast, e_ref)
+
+
+def test_scan_without_x0_and_broadcast_shapes():
+    N, B, L = 5, 2, 40
+    b, _ = _inputs(N, B, L)
+    a = _stable_a((N, 1))
+    assert _err(scan(a, b), scan_ref(a.unsqueeze(-1), b)) < 1e-12
+    a_shared = _stable_a((1,))  # one coefficient for every row
+    assert _err(scan(a_shared, b, chunk_size=7), scan_ref(a_shared, b)) < 1e-12
+    bt = b.permute(1, 0, 2).contiguous()  # (B, N, L) with a (N,): a varies in the last batch dim
+    a_n = a.squeeze(-1)
+    assert _err(scan(a_n, bt, chunk_size=8), scan_ref(a_n.unsqueeze(-1), bt)) < 1e-12
+
+
+def test_scan_edge_coefficients():
+    """a = 0 (no memory), a = 1 (running sum) and real tensors follow the loop exactly."""
+    b = torch.randn(2, 50, dtype=torch.float64)
+    a = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    out = scan(a, b, chunk_size=8)
+    torch.testing.assert_close(out[0], b[0], rtol=0, atol=1e-14)
+    torch.testing.assert_close(out[1], b[1].cumsum(0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("L", [1, 3, 17, 1000])
+def test_scan_gradients_match_loop(L, dtype):
+    N, B = 3, 2
+    a0 = _stable_a((N, 1), seed=3).to(dtype)
+    b0, x00 = _inputs(N, B, L, seed=4)
+    g = torch.randn(N, B, L, dtype=dtype)
+
+    def grads(fn, a_shape):
+        a = a0.clone().requires_grad_()
+        b = b0.to(dtype).requires_grad_()
+        x0 = x00.to(dtype).requires_grad_()
+        out = fn(a.reshape(a_shape), b, x0)
+        ga, gb, gx0 = torch.autograd.grad(out, (a, b, x0), g)
+        return ga, gb, gx0
+
+    fast = grads(lambda a, b, x0: scan(a, b, x0, chunk_size=8), (N, 1))
+    ref = grads(scan_ref, (N, 1, 1))
+    tol = 1e-10 if dtype == torch.complex128 else 2e-3
+    for name, f, r in zip(("a", "b", "x0"), fast, ref):
+        rel = (f - r).abs().max() / r.abs().max().clamp(min=1e-30)
+        assert rel < tol, f"grad {name}: rel err {rel:.2e}"
+
+
+def test_gradcheck_complex128():
+    a = _stable_a((2, 1), seed=5).requires_grad_()
+    b, x0 = _inputs(2, 1, 11, seed=6)
+    b.requires_grad_()
+    x0.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b, x0: scan(a, b, x0, chunk_size=4), (a, b, x0))
+    a_tv = _stable_a((2, 1, 11), seed=7).requires_grad_()
+    assert torch.autograd.gradcheck(associative_scan, (a_tv, b))
+    assert torch.autograd.gradcheck(lambda a, b, x0: scan_ref(a, b, x0), (a_tv, b, x0))
+
+
+def test_scan_saves_linear_memory_for_backward():
+    """Autograd keeps O(numel(b)) bytes, not one copy per level of a log-depth scan."""
+    N, B, L = 8, 4, 4096
+    a = _stable_a((N, 1)).to(torch.complex64).requires_grad_()
+    b = torch.randn(N, B, L, dtype=torch.complex64, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scan(a, b).real.sum()
+    in_bytes = b.numel() * b.element_size()
+    assert sum(saved) <= 4 * in_bytes, f"saved {sum(saved) / in_bytes:.1f}x the input"
+
+
+def test_scan_bad_inputs():
+    b = torch.randn(3, 10, dtype=torch.complex64)
+    a = torch.rand(3, 1).to(torch.complex64)
+    with pytest.raises(TypeError, match="share a dtype"):
+        scan(a.to(torch.complex128), b)
+    with pytest.raises(ValueError, match="broadcast"):
+        scan(torch.rand(4).to(torch.complex64), b)
+    with pytest.raises(ValueError, match="enlarge"):
+        scan(torch.rand(2, 3, 1).to(torch.complex64), b)
+    with pytest.raises(ValueError, match="chunk_size"):
+        scan(a, b, chunk_size=0)
+    with pytest.raises(ValueError, match="L >= 1"):
+        scan(a, torch.zeros(3, 0, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="x0"):
+        scan(a, b, torch.zeros(3, 1, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        associative_scan(torch.ones(4, 10, dtype=torch.complex64), b)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        scan_ref(torch.ones(2, 1, dtype=torch.complex64), b)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 4])
+def test_scan_many_chunks(chunk_size):
+    """Thousands of chunk totals (L = 4097 with T = 2 or 4) and the unchunked path."""
+    a = _stable_a((2, 1), seed=8)
+    b, x0 = _inputs(2, 3, 4097, seed=9)
+    gold = scan_ref(a.unsqueeze(-1), b, x0)
+    assert _err(scan(a, b, x0, chunk_size=chunk_size), gold) < 1e-11
+    a_mid = _stable_a((1, 3), seed=10).squeeze(0)  # a varies in the last batch dim only
+    bt = b.permute(1, 0, 2).contiguous()  # (3, 2, L) with a (3, 1)
+    assert _err(scan(a_mid.unsqueeze(-1), bt, chunk_size=chunk_size),
+                scan_ref(a_mid.view(3, 1, 1), bt)) < 1e-11
