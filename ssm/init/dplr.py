@@ -1,0 +1,97 @@
+"""Normal-plus-low-rank (NPLR) form of the HiPPO matrices and its diagonal-plus-low-rank basis.
+
+S4 (Gu et al., arXiv 2111.00396, Section 3.1, Theorem 1 and Appendix C.1) writes every HiPPO matrix
+as ``A = S - P^T P`` with ``S`` normal. Here ``S - c I`` (``c = mean(diag S)``) is real
+skew-symmetric, so ``-1j (S - c I)`` is Hermitian: ``torch.linalg.eigh`` diagonalizes it stably
+with a unitary eigenbasis, where the general ``eig`` of the non-normal ``A`` is hopeless (its
+eigenvector matrix has condition number growing exponentially in N).
+
+Conjugate symmetry. The eigenvalues ``c + i mu`` come in pairs ``mu, -mu`` with conjugate
+eigenvectors. We keep the half with ``mu > 0`` (N/2 values, V of shape (N, N/2)); then with
+``p_r = 2 Re(V P~_r)``::
+
+    A = 2 Re(V diag(Lambda) V^*) - sum_r p_r p_r^T,    B = 2 Re(V B~),
+
+where ``B~ = V^* B`` and ``P~ = V^* p``. Eigenvalues ``mu = 0`` (FouT has them) come in an even
+number for even N; their eigenspace is spanned by a real orthonormal basis ``q_1, q_2, ...`` that we
+pair as ``(q_1 + i q_2)/sqrt2`` so that the identity above still holds. Odd N is rejected: a real
+skew matrix of odd size has an unpaired zero eigenvalue and no conjugate half exists.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .hippo import check_measure, check_size, hippo, rank_correction
+
+__all__ = ["nplr", "normal_eig"]
+
+# |mu| below this (relative to the spectral norm of the skew part) is treated as an exact zero.
+_ZERO_TOL = 1e-10
+
+
+def normal_eig(S: Tensor) -> tuple[Tensor, Tensor]:
+    """Conjugate half of the eigendecomposition of a real ``S`` with ``S - c I`` skew-symmetric.
+
+    Args:
+        S: (N, N) real float64, N even.
+
+    Returns:
+        ``Lambda`` (N/2,) complex128 with ``Im >= 0`` (descending), ``V`` (N, N/2) complex128 with
+        orthonormal columns, such that ``S = 2 Re(V diag(Lambda) V^*)``.
+    """
+    N = S.shape[-1]
+    check_size(N, "N", even=True)
+    S = S.to(torch.float64)
+    c = torch.diagonal(S).mean()
+    K = S - c * torch.eye(N, dtype=torch.float64)
+    asym = (K + K.T).abs().max().item()
+    scale = max(K.abs().max().item(), 1.0)
+    if asym > 1e-12 * scale:
+        raise ValueError(
+            f"S - mean(diag(S)) I must be skew-symmetric; its symmetric part has max entry {asym:.3e}"
+        )
+    mu, U = torch.linalg.eigh(-1j * K.to(torch.complex128))  # ascending, real
+    mu = mu.to(torch.float64)
+    tol = _ZERO_TOL * max(mu.abs().max().item(), 1.0)
+    zero = mu.abs() <= tol
+    pos = mu > tol
+    V_pos, mu_pos = U[:, pos], mu[pos]
+    n_zero = int(zero.sum())
+    if n_zero:
+        # real orthonormal basis of the null space of K, paired into complex vectors
+        Z = U[:, zero]
+        # span{Re Z, Im Z} equals the null space (dimension n_zero); keep its first n_zero directions
+        Ufull, sv, _ = torch.linalg.svd(torch.cat([Z.real, Z.imag], dim=1), full_matrices=False)
+        Q = Ufull[:, :n_zero]
+        if sv[n_zero - 1] <= 1e-8 * sv[0]:
+            raise RuntimeError("null space of the skew part could not be resolved")
+        pairs = (Q[:, 0::2] + 1j * Q[:, 1::2]) / 2**0.5
+        V_pos = torch.cat([V_pos, pairs.to(torch.complex128)], dim=1)
+        mu_pos = torch.cat([mu_pos, torch.zeros(n_zero // 2, dtype=torch.float64)])
+    order = torch.argsort(mu_pos, descending=True)
+    Lambda = torch.complex(torch.full_like(mu_pos, c.item()), mu_pos)[order]
+    return Lambda, V_pos[:, order]
+
+
+def nplr(measure: str, N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """NPLR/DPLR form of a HiPPO matrix in its (unitary) normal eigenbasis.
+
+    Args:
+        measure: ``"legs" | "legt" | "lagt" | "fout"``.
+        N: state size, even (odd N raises ValueError: no conjugate half exists).
+
+    Returns:
+        ``Lambda`` (N/2,), ``P`` (rank, N/2), ``B`` (N/2,), ``V`` (N, N/2), all complex128, with
+        ``A = 2 Re(V diag(Lambda) V^*) - sum_r p_r p_r^T``, ``p_r = 2 Re(V P_r)``, ``B_orig = 2 Re(V B)``.
+        Rank is 2 for LegT and 1 otherwise; ``Re(Lambda) = -1/2`` for LegS and LagT, 0 for LegT, FouT.
+    """
+    check_measure(measure)
+    check_size(N, "N", even=True)
+    A, B = hippo(measure, N)
+    P = rank_correction(measure, N)
+    S = A + P.T @ P
+    Lambda, V = normal_eig(S)
+    Vh = V.conj().T
+    return Lambda, (Vh @ P.T.to(torch.complex128)).T.contiguous(), Vh @ B.to(torch.complex128), V
