@@ -1,0 +1,1 @@
+"""Hydra configs of ``ssm-train``, installed as the package ``ssm.configs`` (loaded as ``pkg://ssm.configs``)."""

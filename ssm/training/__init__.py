@@ -1,0 +1,11 @@
+"""Training: the Lightning module, callbacks, schedule and the ``ssm-train`` / ``ssm-eval`` commands.
+
+Recipe of S4 (arXiv 2111.00396) and the Long Range Arena (arXiv 2011.04006). Importing this package
+needs only torch: the parts built on Lightning, Hydra and torchmetrics (``lit_module``, ``callbacks``,
+``sampling``, ``train``, ``evaluate``) load when their modules are imported, e.g.
+``from ssm.training.lit_module import SequenceLightningModule``.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

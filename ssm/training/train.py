@@ -1,0 +1,331 @@
+"""``ssm-train``: the Hydra entry point that composes a run, validates it, trains and tests.
+
+Runs the training recipe of S4 (arXiv 2111.00396) on any task x model pair of ``configs/``. The configs
+ship inside the package (``ssm.configs``), so the command works from any directory after a plain
+install; in a source checkout without an install the repository's ``configs/`` folder is used.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import hydra
+import lightning.pytorch as pl
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from ssm.training.callbacks import EpochReseed, NonFiniteError, NonFiniteGuard, RunSummary
+from ssm.training.lit_module import TASKS, SequenceLightningModule
+from ssm.training.sampling import ReproducibleDataModule
+
+__all__ = [
+    "ConfigError",
+    "config_path",
+    "experiment_names",
+    "validate_config",
+    "check_resume",
+    "build_datamodule",
+    "build_module",
+    "build_trainer",
+    "run",
+    "main",
+]
+
+
+class ConfigError(ValueError):
+    """A config value or override that cannot work, with the key, what was expected and what came."""
+
+
+def config_path() -> str:
+    """Where Hydra finds the configs: the installed ``ssm.configs`` package, else the checkout's folder."""
+    if importlib.util.find_spec("ssm.configs") is not None:
+        return "pkg://ssm.configs"
+    local = Path(__file__).resolve().parents[2] / "configs"
+    if (local / "train.yaml").is_file():
+        return str(local)
+    raise RuntimeError(
+        "cannot find the ssm configs: neither the package ssm.configs (installed with ssm) "
+        f"nor {local}/train.yaml exists; reinstall with `pip install structured-ssm[train]`"
+    )
+
+
+def experiment_names(path: Optional[str] = None) -> list[str]:
+    """Names accepted by ``experiment=NAME`` (e.g. ``lra/listops-s4``), sorted."""
+    path = path or config_path()
+    if path.startswith("pkg://"):
+        root: Any = importlib.resources.files(path[len("pkg://") :]).joinpath("experiment")
+    else:
+        root = Path(path) / "experiment"
+    names: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".yaml"):
+                names.append(prefix + child.name[: -len(".yaml")])
+
+    walk(root, "")
+    return sorted(names)
+
+
+def _experiments_help() -> str:
+    models = ("s4-ptd", "s5-ptd", "s4d", "s4", "s5", "dss")
+    by_task: dict[str, list[str]] = {}
+    for name in experiment_names():
+        task = next((name[: -len(m) - 1] for m in models if name.endswith("-" + m)), name)
+        by_task.setdefault(task, []).append(name)
+    return "\n".join("  " + "  ".join(names) for _, names in sorted(by_task.items()))
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _check(cfg: DictConfig, key: str, ok: Any, expected: str, required: bool = True) -> None:
+    value = _get(cfg, key)
+    if value is None and not required:
+        return
+    try:
+        good = value is not None and ok(value)
+    except (TypeError, ValueError):
+        good = False
+    if not good:
+        raise ConfigError(f"{key} must be {expected}, got {value!r}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check the values a run depends on before anything is built; raise :class:`ConfigError`."""
+    for group in ("data", "layer", "model", "optimizer", "trainer"):
+        if not isinstance(_get(cfg, group), DictConfig) or "_target_" not in cfg[group]:
+            raise ConfigError(
+                f"config group '{group}' is missing or has no _target_; pick one with {group}=NAME"
+            )
+    _check(cfg, "task", lambda v: v in TASKS, f"one of {list(TASKS)}")
+    _check(cfg, "seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+    _check(cfg, "ssm_lr", lambda v: _is_num(v) and v > 0, "a positive number or null", required=False)
+    _check(
+        cfg, "torch_threads", lambda v: _is_int(v) and v >= 1, "a positive integer or null", required=False
+    )
+    _check(cfg, "ssm_weight_decay", lambda v: _is_num(v) and v >= 0, "a number >= 0")
+    _check(cfg, "optimizer.lr", lambda v: _is_num(v) and v > 0, "a positive number")
+    _check(cfg, "optimizer.weight_decay", lambda v: _is_num(v) and v >= 0, "a number >= 0", required=False)
+    if not cfg.optimizer.get("_partial_", False):
+        raise ConfigError("optimizer must set `_partial_: true` (it is called with the parameter groups)")
+    if not cfg.layer.get("_partial_", False):
+        raise ConfigError("layer must set `_partial_: true` (the model calls it with d_model)")
+    if _get(cfg, "scheduler") is not None:
+        if not cfg.scheduler.get("_partial_", False):
+            raise ConfigError("scheduler must set `_partial_: true` (it is called with the optimizer)")
+        _check(
+            cfg, "scheduler.warmup_steps", lambda v: _is_int(v) and v >= 0, "an integer >= 0", required=False
+        )
+        _check(
+            cfg,
+            "scheduler.min_lr_ratio",
+            lambda v: _is_num(v) and 0 <= v <= 1,
+            "a number in [0, 1]",
+            required=False,
+        )
+    _check(cfg, "model.d_model", lambda v: _is_int(v) and v >= 1, "a positive integer")
+    _check(cfg, "model.n_layers", lambda v: _is_int(v) and v >= 1, "a positive integer")
+    _check(cfg, "model.dropout", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", required=False)
+    _check(
+        cfg,
+        "layer.d_state",
+        lambda v: _is_int(v) and v >= 2 and v % 2 == 0,
+        "an even integer >= 2",
+        required=False,
+    )
+    _check(cfg, "layer.dt_min", lambda v: _is_num(v) and v > 0, "a positive number", required=False)
+    _check(
+        cfg,
+        "layer.dt_max",
+        lambda v: _is_num(v) and v >= cfg.layer.dt_min,
+        "a number >= layer.dt_min",
+        required=False,
+    )
+    _check(cfg, "data.batch_size", lambda v: _is_int(v) and v >= 1, "a positive integer")
+    _check(
+        cfg,
+        "trainer.max_epochs",
+        lambda v: _is_int(v) and (v >= 1 or v == -1),
+        "a positive integer or -1",
+        required=False,
+    )
+    _check(
+        cfg,
+        "trainer.gradient_clip_val",
+        lambda v: _is_num(v) and v >= 0,
+        "a number >= 0 or null",
+        required=False,
+    )
+    loggers = _get(cfg, "logger")
+    if _get(cfg, "callbacks.lr_monitor") is not None and not (
+        loggers and any(v is not None for v in loggers.values())
+    ):
+        raise ConfigError(
+            "callbacks.lr_monitor needs a logger; add one (logger=default) or drop the monitor "
+            "with callbacks.lr_monitor=null"
+        )
+    if cfg.task == "retrieval" and _get(cfg, "model.pool") is None:
+        raise ConfigError(
+            "task=retrieval needs a pooled model (model.pool mean or last), got model.pool=null"
+        )
+
+
+def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        raise ConfigError(f"cannot build {what} ({node.get('_target_')}): {cause}") from err
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"cannot build {what} ({node.get('_target_')}): {err}") from err
+
+
+# ---------------------------------------------------------------------------------------------- build
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    """The task's data module (config group ``data``)."""
+    dm = _instantiate(cfg.data, "the data module (group data)")
+    for attr in ("d_input", "d_output", "embedding"):
+        if not hasattr(dm, attr):
+            raise ConfigError(f"data module {type(dm).__name__} has no attribute '{attr}'")
+    return dm
+
+
+def build_module(cfg: DictConfig, dm: pl.LightningDataModule) -> SequenceLightningModule:
+    """The backbone (groups ``model`` and ``layer``) wrapped in the Lightning module."""
+    retrieval = cfg.task == "retrieval"
+    layer = _instantiate(cfg.layer, "the layer (group layer)")
+    model = _instantiate(
+        cfg.model,
+        "the model (groups model and layer)",
+        layer=layer,
+        d_input=int(dm.d_input),
+        d_output=None if retrieval else int(dm.d_output),
+        embedding=bool(dm.embedding),
+    )
+    optimizer = _instantiate(cfg.optimizer, "the optimizer (group optimizer)")
+    scheduler = _instantiate(cfg.scheduler, "the scheduler") if _get(cfg, "scheduler") is not None else None
+    try:
+        module = SequenceLightningModule(
+            model,
+            int(dm.d_output),
+            optimizer,
+            scheduler,
+            task=cfg.task,
+            ssm_lr=cfg.ssm_lr,
+            ssm_weight_decay=cfg.ssm_weight_decay,
+            d_model=int(cfg.model.d_model),
+            retrieval_hidden=cfg.retrieval_hidden,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    return module
+
+
+def _named(node: Optional[DictConfig], what: str) -> list[Any]:
+    if node is None:
+        return []
+    return [_instantiate(sub, f"{what} '{key}'") for key, sub in node.items() if sub is not None]
+
+
+def build_trainer(cfg: DictConfig) -> tuple[pl.Trainer, RunSummary]:
+    """The Trainer with the configured loggers and callbacks, plus the guard, reseeding and summary."""
+    out = Path(cfg.paths.output_dir)
+    summary = RunSummary(
+        str(out),
+        monitor=_get(cfg, "callbacks.model_checkpoint.monitor") or "val/acc",
+        mode=_get(cfg, "callbacks.model_checkpoint.mode") or "max",
+    )
+    callbacks = _named(_get(cfg, "callbacks"), "callback")
+    callbacks += [NonFiniteGuard(), EpochReseed(cfg.seed), summary]
+    loggers = _named(_get(cfg, "logger"), "logger")
+    trainer = _instantiate(
+        cfg.trainer, "the trainer (group trainer)", callbacks=callbacks, logger=loggers if loggers else False
+    )
+    return trainer, summary
+
+
+def check_resume(cfg: DictConfig) -> None:
+    """Refuse a ``ckpt_path`` that is missing or was written by a run with another seed."""
+    if _get(cfg, "ckpt_path") is None:
+        return
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path {str(path)!r} does not exist")
+    stored = torch.load(path, map_location="cpu", weights_only=True).get("ssm_config") or {}
+    if "seed" in stored and stored["seed"] != cfg.seed:
+        raise ConfigError(
+            f"seed={cfg.seed} differs from the seed of the checkpoint being resumed ({stored['seed']}); "
+            f"pass seed={stored['seed']} to continue that run"
+        )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Validate, build, train, test; return the run summary (also written to the run folder)."""
+    validate_config(cfg)
+    check_resume(cfg)
+    if _get(cfg, "torch_threads") is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    module = build_module(cfg, dm)
+    trainer, summary = build_trainer(cfg)
+    data = ReproducibleDataModule(dm, seed=cfg.seed)
+    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+    if cfg.test:
+        best = trainer.checkpoint_callback
+        use_best = best is not None and best.best_model_path and not trainer.fast_dev_run
+        trainer.test(module, datamodule=data, ckpt_path="best" if use_best else None)
+    return summary.summary()
+
+
+def _report(result: dict[str, Any], output_dir: str) -> None:
+    best, test = result.get("best", {}), result.get("test", {})
+    parts = [f"{k}={v:.4f}" for k, v in list(best.items()) + list(test.items()) if isinstance(v, float)]
+    print(
+        f"ssm-train: done ({result.get('epochs')} epochs, {result.get('parameters')} parameters); "
+        + ", ".join(parts)
+        + f"; logs and checkpoints in {output_dir}"
+    )
+
+
+def _task(cfg: DictConfig) -> None:
+    try:
+        result = run(cfg)
+    except ConfigError as err:
+        print(f"ssm-train: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except NonFiniteError as err:
+        print(f"ssm-train: stopped: {err}", file=sys.stderr)
+        sys.exit(3)
+    if pl.utilities.rank_zero_only.rank == 0:
+        _report(result, cfg.paths.output_dir)
+
+
+def main() -> None:
+    """Console entry point ``ssm-train`` (Hydra command line: ``ssm-train key=value ...``)."""
+    OmegaConf.register_new_resolver("ssm_experiments", _experiments_help, replace=True)
+    hydra.main(version_base="1.3", config_path=config_path(), config_name="train")(_task)()
+
+
+if __name__ == "__main__":
+    main()
