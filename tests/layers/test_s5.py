@@ -1,5 +1,6 @@
 """S5 and S5-PTD (arXiv 2208.04933, 2310.01698): scan mode == step mode == dense real system."""
 
+import copy
 import math
 
 import pytest
@@ -199,14 +200,47 @@ def test_transposed_layout():
     torch.testing.assert_close(layer_t(x.transpose(1, 2)).transpose(1, 2), layer(x))
 
 
+def _push_mode_to(layer, z_re):
+    """Mode 0 gets ``dt Re(Lambda) = z_re`` (dt = 0.1), e.g. a subnormal ``|Lambda_bar|``."""
+    with torch.no_grad():
+        layer.log_dt[0] = math.log(0.1)
+        layer.Lambda_log_neg_re[0] = math.log(-z_re / 0.1)
+
+
+@pytest.mark.parametrize("init", ["legs", "ptd"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_gradients_finite_long_sequence(bidirectional):
-    layer = _layer(torch.float32, d_model=4, d_state=16, dt_min=1e-4, bidirectional=bidirectional)
-    x = _x(2, 16384, 4, torch.float32)
-    layer(x).square().mean().backward()
-    for name, p in layer.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().max() > 0, f"{name} gets no gradient"
+def test_gradients_finite_long_sequence(init, bidirectional):
+    """L = 16384, dt_min = 1e-4 (Path-X), plus one mode with a subnormal ``|Lambda_bar|`` in float32
+    (``dt Re(Lambda) = -95``; the powers inside the scan once took NaN gradients there): gradients are
+    finite, reach every parameter and match the same layer in float64."""
+    for seed in range(3):
+        layer = _layer(torch.float32, seed=seed, d_model=8, d_state=16, blocks=1, init=init,
+                       c_init="complex_normal", dt_min=1e-4, bidirectional=bidirectional)
+        _push_mode_to(layer, -95.0)
+        assert 0 < layer.discrete()[0].abs()[0] < torch.finfo(torch.float32).tiny
+        layer64 = copy.deepcopy(layer).double()
+        x = _x(2, 16384, 8, seed=seed)
+        layer(x.float()).square().mean().backward()
+        layer64(x).square().mean().backward()
+        for (name, p), p64 in zip(layer.named_parameters(), layer64.parameters()):
+            assert p.grad is not None and torch.isfinite(p.grad).all(), (seed, name, p.grad)
+            assert p.grad.abs().max() > 0, f"{name} gets no gradient"
+            assert _rel(p.grad.double(), p64.grad) < 1e-3, (seed, name, _rel(p.grad.double(), p64.grad))
+
+
+@pytest.mark.parametrize("init", ["legs", "ptd"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gradients_match_reference_subnormal_decay_float64(init, bidirectional):
+    """The float64 twin: ``dt Re(Lambda) = -725`` gives a subnormal double ``|Lambda_bar|``."""
+    layer = _layer(init=init, blocks=1, bidirectional=bidirectional)
+    _push_mode_to(layer, -725.0)
+    assert 0 < layer.discrete()[0].abs()[0] < torch.finfo(torch.float64).tiny
+    x, g = _x(2, 70, 5), _x(2, 70, 5, seed=4)
+    fast = torch.autograd.grad(layer(x), list(layer.parameters()), g)
+    ref = torch.autograd.grad(_complex_ref_autograd(layer, x), list(layer.parameters()), g)
+    for (name, _), f, r in zip(layer.named_parameters(), fast, ref):
+        assert torch.isfinite(f).all(), (name, f)
+        assert _rel(f, r) < 1e-10, (name, _rel(f, r))
 
 
 def test_stable_by_construction():

@@ -1,0 +1,128 @@
+"""DSS: diagonal state spaces (Gupta, Gu & Berant, arXiv 2203.14343), variants exp and softmax.
+
+Lambda (N/2 complex modes, shared by the H channels), one dt per channel and a complex output W per
+channel (B is folded into W). With ``x = dt Lambda`` the kernel is (Sec. 3, Prop. 1)
+
+* ``exp``:     ``K[k] = Re(sum_i W_i f_i exp(x_i k))``, ``f_i = (exp(x_i) - 1)/Lambda_i`` (the ZOH input
+  factor with B = 1, :func:`ssm.discretize.zoh`); Re(Lambda) = -exp(.) < 0.
+* ``softmax``: ``K[k] = Re(sum_i W_i / Lambda_i * exp(x_i k) / sum_{j < l_max} exp(x_i j))``: a
+  complex softmax over the positions 0..l_max-1. Re(Lambda) is unconstrained (the normalization
+  keeps the kernel bounded); for modes with Re(x) > 0 it is evaluated max-shifted, i.e. as
+  ``exp(-x (l_max-1-k)) / sum_m exp(-x m)``, so nothing overflows. The kernel is defined for
+  L <= l_max; longer sequences raise. Its recurrent form multiplies the state by exp(x) with
+  |exp(x)| > 1 for such modes, so its state and step set-up are kept in float64/complex128.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import discretize, kernels
+from ..init import diag_init
+from .base import check_choice
+from .s4d import _RE_FLOOR, DiagSSMLayer, _init_C
+
+__all__ = ["DSS", "DSS_INITS", "DSS_VARIANTS"]
+
+DSS_VARIANTS = ("exp", "softmax")
+DSS_INITS = ("dss", "legs", "inv", "lin", "real")
+
+
+class DSS(DiagSSMLayer):
+    """Diagonal state space layer (DSS-exp / DSS-softmax).
+
+    Args:
+        d_model: H channels.
+        d_state: N real state size (N/2 complex modes stored; the paper's "N = 64" is d_state=128).
+        variant: "exp" | "softmax".
+        l_max: softmax only: the length the kernel is normalized over (required for "softmax").
+        init: "dss" (skew part of HiPPO-LegS, minus 1/2) | "legs" | "inv" | "lin" | "real".
+        dt_min, dt_max, channels, bidirectional, dropout, transposed: as for :class:`ssm.S4D`.
+
+    Parameters: ``log_dt`` (H,), ``A_real`` (N/2,) (exp: Re(Lambda) = -exp(A_real); softmax:
+    Re(Lambda) = A_real), ``A_imag`` (N/2,), ``W`` (channels * n_dir, H, N/2, 2), ``D`` (channels, H).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, *, variant: str = "exp", l_max: Optional[int] = None,
+                 init: str = "dss", dt_min: float = 1e-3, dt_max: float = 1e-1, channels: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, transposed: bool = False) -> None:
+        super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
+                         bidirectional=bidirectional)
+        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+            raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
+        self.variant = check_choice("variant", variant, DSS_VARIANTS)
+        self.init = check_choice("init", init, DSS_INITS)
+        if variant == "softmax":
+            if not isinstance(l_max, int) or l_max < 1:
+                raise ValueError(f"DSS(variant='softmax') needs l_max, a positive int, got {l_max!r}")
+        elif l_max is not None:
+            raise ValueError("l_max only applies to variant='softmax'")
+        self.l_max = l_max
+        self.d_state = d_state
+        dtype = torch.get_default_dtype()
+        Lambda, _, _ = diag_init(init, d_state)
+        re = -Lambda.real
+        a_real = torch.log(re.clamp(min=_RE_FLOOR)) if variant == "exp" else -re
+        self.register_ssm_param("log_dt", discretize.init_log_dt((d_model,), dt_min, dt_max).to(dtype))
+        self.register_ssm_param("A_real", a_real.to(dtype))
+        self.register_ssm_param("A_imag", Lambda.imag.to(dtype))
+        self.W = torch.nn.Parameter(_init_C(channels * self.n_dir, d_model, None, d_state, dtype))
+
+    def timestep(self) -> Tensor:
+        """The current positive timestep, (H,)."""
+        return discretize.dt_from_param(self.log_dt)
+
+    def state_matrix(self) -> Tensor:
+        """Lambda, (N/2,) complex."""
+        re = -torch.exp(self.A_real) if self.variant == "exp" else self.A_real
+        return torch.complex(re, self.A_imag)
+
+    def _state_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        return torch.complex128 if self.variant == "softmax" else super()._state_dtype(dtype)
+
+    def _check_length(self, L: int) -> None:
+        if self.variant == "softmax" and L > self.l_max:
+            raise ValueError(f"DSS softmax is normalized over l_max={self.l_max} positions and is defined "
+                             f"for sequences up to that length; got L={L}")
+
+    def _diag_system(self) -> tuple[Tensor, Tensor, Tensor]:
+        dt = self.timestep().unsqueeze(-1)  # (H, 1)
+        Lam = self.state_matrix()
+        W = torch.view_as_complex(self.W)
+        if self.variant == "exp":
+            _, f = discretize.zoh(dt, Lam, torch.ones_like(Lam), check=False, diagonal=True)
+            return dt * Lam, f, W / 2  # y = Re(W . x) = 2 Re(W/2 . x)
+        # softmax: recurrent form in float64 (|exp(x)| may exceed 1); C = W / (Lambda S), S = sum_j e^{xj}
+        dt, Lam, W = dt.double(), Lam.to(torch.complex128), W.to(torch.complex128)
+        x = dt * Lam
+        S = torch.expm1(x * self.l_max) / torch.expm1(x)
+        return x, torch.ones_like(x), W / (2 * Lam * S)
+
+    def _kernels(self, L: int) -> tuple[Tensor, Optional[Tensor]]:
+        self._check_length(L)
+        if self.variant == "exp":
+            return super()._kernels(L)
+        dt = self.timestep().unsqueeze(-1)
+        Lam = self.state_matrix()
+        x = dt * Lam  # (H, N/2)
+        flip = x.real > 0
+        xs = torch.where(flip, -x, x)  # Re(xs) <= 0: exp(xs m) never overflows
+        S = torch.expm1(xs * self.l_max) / torch.expm1(xs)  # sum_{m < l_max} exp(xs m)
+        c = torch.view_as_complex(self.W) / (2 * Lam * S)  # (channels * n_dir, H, N/2)
+        zero = torch.zeros((), dtype=c.dtype)
+        Lk = self.l_max
+        k = kernels.vandermonde(torch.where(flip, zero, c), xs, Lk, conj=True)
+        k = k + kernels.vandermonde(torch.where(flip, c, zero), xs, Lk, conj=True).flip(-1)
+        return self._split_dirs(k[..., :L])
+
+    def _forward(self, u, state, lengths, return_state):
+        self._check_length(u.shape[-1])
+        return super()._forward(u, state, lengths, return_state)
+
+    def extra_repr(self) -> str:
+        extra = f", l_max={self.l_max}" if self.variant == "softmax" else ""
+        return (f"d_model={self.d_model}, d_state={self.d_state}, variant={self.variant!r}{extra}, "
+                f"init={self.init!r}, channels={self.channels}, bidirectional={self.bidirectional}")

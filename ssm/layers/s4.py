@@ -1,0 +1,217 @@
+"""S4: the DPLR state-space layer with a Cauchy kernel (Gu, Goel & Re, arXiv 2111.00396).
+
+State matrix ``A = Lambda - P P^*`` in the eigenbasis of the normal part of a HiPPO matrix
+(:func:`ssm.init.nplr`), N/2 stored conjugate-symmetric modes, bilinear discretization (Eq. 3).
+The length-L kernel ``K[l] = C Ad^l Bd`` comes from its truncated generating function at the roots
+of unity ``omega_k = exp(-2 pi i k / L)`` (Sec. 3.3, Lemma C.3):
+
+    sum_{l<L} K[l] omega^l = C~ (I - omega Ad)^{-1} Bd = 2/(1+omega) * C~ (z - A)^{-1} B,
+    z = (2/dt) (1 - omega)/(1 + omega),   C~ = C (I - Ad^L),
+
+with ``(z - A)^{-1}`` expanded by the Woodbury identity into four Cauchy sums
+(:func:`ssm.kernels.cauchy`). ``C`` (the parameter) is the true output vector, and ``C~`` is built for
+the requested L on every call (``Ad^L`` by repeated squaring of the dense bilinear ``Ad``), so
+``conv_kernel(L)`` is exactly the length-L kernel for any L and the state_dict does not depend on L.
+At ``omega = -1`` (even L) z is infinite; there the singularity-free form
+``2/(1+omega) (z - Lambda)^{-1} = 2 dt / (2 (1 - omega) - dt Lambda (1 + omega)) = dt/2`` gives
+``K_hat(-1) = dt Re(sum_n C~_n B_n)`` (the Woodbury term vanishes there).
+
+Recurrent mode works in real coordinates ``[Re x; Im x]`` of the stored half (N real numbers, a
+well-conditioned basis), where ``A_r = blockdiag(Lambda) - 2 sum_r p_r p_r^T`` with
+``p_r = [Re P_r; Im P_r]``; ``Ad, Bd = ssm.discretize.bilinear(dt, A_r, B_r)`` (dense path).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import discretize, kernels
+from ..init import nplr
+from .base import check_choice, reverse_within_lengths
+from .fftconv import ConvSSMLayer
+from .s4d import _RE_FLOOR
+
+__all__ = ["S4", "S4_INITS"]
+
+S4_INITS = ("legs", "legt", "lagt", "fout")
+
+
+def _rows_krylov(c: Tensor, A: Tensor, T: int) -> Tensor:
+    """Rows c A^i for i < T: c (..., H, N), A (H, N, N) -> (..., H, T, N), by doubling."""
+    R, P = c.unsqueeze(-2), A
+    while R.shape[-2] < T:
+        R = torch.cat([R, torch.einsum("...hin,hnm->...him", R, P)], dim=-2)
+        P = P @ P
+    return R[..., :T, :]
+
+
+def _cols_krylov(b: Tensor, A: Tensor, T: int) -> Tensor:
+    """Columns A^i b for i < T: b (H, N), A (H, N, N) -> (H, T, N), by doubling."""
+    K, P = b.unsqueeze(-2), A
+    while K.shape[-2] < T:
+        K = torch.cat([K, torch.einsum("hnm,him->hin", P, K)], dim=-2)
+        P = P @ P
+    return K[..., :T, :]
+
+
+def _apply_power(A: Tensor, x: Tensor, n: Tensor) -> Tensor:
+    """A^{n_b} x_b for a per-sequence exponent: A (H, N, N), x (B, H, N), n (B,) -> (B, H, N)."""
+    out, P, bit = x, A, 0
+    while (1 << bit) <= int(n.max()):
+        sel = ((n >> bit) & 1).bool().view(-1, 1, 1)
+        out = torch.where(sel, torch.einsum("hnm,bhm->bhn", P, out), out)
+        P, bit = P @ P, bit + 1
+    return out
+
+
+class S4(ConvSSMLayer):
+    """S4 layer (diagonal plus low rank state matrix, Cauchy kernel, bilinear discretization).
+
+    Args:
+        d_model: H channels.
+        d_state: N real state size (N/2 complex modes stored). Must be even.
+        init: HiPPO measure "legs" | "legt" | "lagt" | "fout" (:func:`ssm.init.nplr`; rank 2 for legt).
+        discretization: "bilinear" (the only one S4's generating-function kernel is exact for).
+        dt_min, dt_max, channels, bidirectional, dropout, transposed: as for :class:`ssm.S4D`.
+
+    Parameters: ``log_dt`` (H,), ``log_A_real``/``A_imag`` (H, N/2) with
+    ``Lambda = -exp(log_A_real) + i A_imag`` (Re < 0 always; init modes with Re(Lambda) >= -1e-4, as
+    in LegT/FouT, start at -1e-4), ``P`` (rank, H, N/2, 2), ``B`` (H, N/2, 2), ``C``
+    (channels * n_dir, H, N/2, 2) (complex as real views), ``D`` (channels, H).
+    The recurrent state is real, (B, H, N).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, *, init: str = "legs",
+                 discretization: str = "bilinear", dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 channels: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 transposed: bool = False) -> None:
+        super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
+                         bidirectional=bidirectional)
+        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+            raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
+        self.init = check_choice("init", init, S4_INITS)
+        self.discretization = check_choice("discretization", discretization, ("bilinear",))
+        self.d_state = d_state
+        dtype = torch.get_default_dtype()
+        Lambda, P, B, _ = nplr(init, d_state)
+        H = d_model
+        self.register_ssm_param("log_dt", discretize.init_log_dt((H,), dt_min, dt_max).to(dtype))
+        re = (-Lambda.real).clamp(min=_RE_FLOOR)
+        self.register_ssm_param("log_A_real", torch.log(re).to(dtype).repeat(H, 1))
+        self.register_ssm_param("A_imag", Lambda.imag.to(dtype).repeat(H, 1))
+        self.register_ssm_param("P", torch.view_as_real(P).to(dtype).unsqueeze(1).repeat(1, H, 1, 1))
+        self.register_ssm_param("B", torch.view_as_real(B).to(dtype).repeat(H, 1, 1).contiguous())
+        C = torch.randn(channels * self.n_dir, H, d_state // 2, dtype=torch.complex128)
+        self.C = torch.nn.Parameter(torch.view_as_real(C).to(dtype))
+
+    def timestep(self) -> Tensor:
+        """The current positive timestep, (H,)."""
+        return discretize.dt_from_param(self.log_dt)
+
+    def state_matrix(self) -> tuple[Tensor, Tensor]:
+        """(Lambda (H, N/2), P (rank, H, N/2)), complex: A = diag(Lambda) - P P^* on the full basis."""
+        return torch.complex(-torch.exp(self.log_A_real), self.A_imag), torch.view_as_complex(self.P)
+
+    # ---------------------------------------------------------------------------- real coordinates
+    def _dense(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(Ad (H, N, N), Bd (H, N), C_r (channels * n_dir, H, N)) in coordinates [Re x; Im x]."""
+        Lam, P = self.state_matrix()
+        re, im = torch.diag_embed(Lam.real), torch.diag_embed(Lam.imag)
+        A = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)  # (H, N, N)
+        p = torch.cat([P.real, P.imag], -1)  # (rank, H, N): P's term is 2 Re(P^H x) = 2 p . x_r
+        A = A - 2 * torch.einsum("rhn,rhm->hnm", p, p)
+        B = torch.view_as_complex(self.B)
+        Ad, Bd = discretize.bilinear(self.timestep(), A, torch.cat([B.real, B.imag], -1),
+                                     check=False, diagonal=False)
+        C = torch.view_as_complex(self.C)
+        return Ad, Bd, 2 * torch.cat([C.real, -C.imag], -1)  # y = 2 Re(C x) = C_r . x_r
+
+    def _state_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (batch_size, self.d_model, self.d_state)
+
+    def _state_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        return dtype
+
+    # ------------------------------------------------------------------------------------- kernel
+    def _kernels(self, L: int) -> tuple[Tensor, Optional[Tensor]]:
+        Lam, P = self.state_matrix()
+        B, M = torch.view_as_complex(self.B), self.d_state // 2
+        Ad, _, C_r = self._dense()
+        # C~ = C (I - Ad^L) for exactly this L, then back to the complex half: y = 2 Re(C~ x).
+        Ct_r = C_r - torch.einsum("chn,hnm->chm", C_r, torch.linalg.matrix_power(Ad, L))
+        Ct = torch.complex(Ct_r[..., :M], -Ct_r[..., M:]) / 2
+        dt = self.timestep().unsqueeze(-1)  # (H, 1)
+        cdtype = Ct.dtype
+        n_pts = L // 2 + 1
+        finite = n_pts - 1 if L % 2 == 0 else n_pts  # omega = -1 (k = L/2) handled in closed form
+        k = torch.arange(finite, dtype=torch.float64, device=Ct.device)
+        g = torch.complex(torch.zeros_like(k), torch.tan(math.pi * k / L)).to(cdtype)  # (1-w)/(1+w)
+        omega = torch.polar(torch.ones_like(k), -2 * math.pi * k / L).to(cdtype)
+        # 1/(z - Lambda) = (dt/2) / (g - dt Lambda / 2): one z grid shared by all channels.
+        left = torch.cat([Ct, P.conj()], 0)  # (c + r, H, M)
+        right = torch.cat([B.unsqueeze(0), P], 0)  # (1 + r, H, M)
+        v = left.unsqueeze(1) * right.unsqueeze(0) * (dt / 2)  # (c + r, 1 + r, H, M)
+        r = kernels.cauchy(v, g, dt * Lam / 2, conj=True)  # (c + r, 1 + r, H, F)
+        c = Ct.shape[0]
+        k00, k01, k10, k11 = r[:c, 0], r[:c, 1:], r[c:, 0], r[c:, 1:]
+        rank = P.shape[0]
+        if rank == 1:
+            khat = k00 - k01[:, 0] * k10[0] / (1 + k11[0, 0])
+        else:  # (I + k11)^{-1} k10 for each (h, frequency)
+            eye = torch.eye(rank, dtype=cdtype, device=Ct.device)
+            sol = torch.linalg.solve(eye + k11.permute(2, 3, 0, 1), k10.permute(1, 2, 0).unsqueeze(-1))
+            khat = k00 - torch.einsum("crhf,hfr->chf", k01, sol.squeeze(-1))
+        khat = khat * (2 / (1 + omega))
+        if finite < n_pts:
+            k_nyq = dt.squeeze(-1) * (Ct * B).sum(-1).real  # (c, H)
+            khat = torch.cat([khat, k_nyq.to(cdtype).unsqueeze(-1)], -1)
+        return self._split_dirs(torch.fft.irfft(khat, n=L))
+
+    # ------------------------------------------------------------------------- state and step
+    def _step_setup(self) -> tuple[Tensor, Tensor, Tensor]:
+        Ad, Bd, C_r = self._dense()
+        return Ad, Bd, C_r[: self.channels]
+
+    def _step_core(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        Ad, Bd, C_r = self.cached("step", 0, self._step_setup)
+        state = torch.einsum("hnm,bhm->bhn", Ad, state) + Bd * u_t.unsqueeze(-1)
+        return (C_r.unsqueeze(0) * state.unsqueeze(1)).sum(-1), state
+
+    def _state_output(self, state: Tensor, L: int) -> Tensor:
+        """Contribution of the initial state: y[k] += C_r Ad^{k+1} x0, in chunks of T = ceil(sqrt(L))."""
+        Ad, _, C_r = self._step_setup()
+        T = math.isqrt(L - 1) + 1
+        Q = -(-L // T)
+        R = _rows_krylov(C_r, Ad, T)  # (c, H, T, N): C_r Ad^i
+        AdT = torch.linalg.matrix_power(Ad, T)
+        s = [torch.einsum("hnm,bhm->bhn", Ad, state)]  # Ad^{qT + 1} x0
+        for _ in range(Q - 1):
+            s.append(torch.einsum("hnm,bhm->bhn", AdT, s[-1]))
+        y = torch.einsum("chin,bhqn->bchqi", R, torch.stack(s, 2))
+        return y.reshape(*y.shape[:3], Q * T)[..., :L]
+
+    def _final_state(self, u: Tensor, state: Optional[Tensor], lengths: Optional[Tensor]) -> Tensor:
+        """x_len = Ad^len x0 + sum_j Ad^j Bd u_rev[j] with u reversed within each length."""
+        Ad, Bd, _ = self._step_setup()
+        Bsz, H, L = u.shape
+        T = math.isqrt(L - 1) + 1
+        Q = -(-L // T)
+        u_rev = reverse_within_lengths(u, lengths, -1)
+        u_rev = torch.nn.functional.pad(u_rev, (0, Q * T - L)).view(Bsz, H, Q, T)
+        z = torch.einsum("hin,bhqi->bhqn", _cols_krylov(Bd, Ad, T), u_rev)  # chunk q, scaled by Ad^{qT}
+        AdT = torch.linalg.matrix_power(Ad, T)
+        acc = z[:, :, Q - 1]
+        for q in range(Q - 2, -1, -1):
+            acc = torch.einsum("hnm,bhm->bhn", AdT, acc) + z[:, :, q]
+        if state is not None:
+            n = torch.full((Bsz,), L, device=u.device) if lengths is None else lengths
+            acc = acc + _apply_power(Ad, state, n.long())
+        return acc
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, d_state={self.d_state}, init={self.init!r}, "
+                f"rank={self.P.shape[0]}, channels={self.channels}, bidirectional={self.bidirectional}")

@@ -1,0 +1,66 @@
+"""DSS (arXiv 2203.14343): exp and softmax kernels against their formulas, softmax stability."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ssm
+from layer_cases import perturb_, rel_err
+
+
+def formula_kernel(layer: ssm.DSS, L: int) -> torch.Tensor:
+    """Paper formulas evaluated directly in float64 (no shift): exp and softmax."""
+    dt = layer.timestep().double().unsqueeze(-1)
+    Lam = layer.state_matrix().to(torch.complex128)
+    W = torch.view_as_complex(layer.W.double())
+    x = dt * Lam  # (H, M)
+    if layer.variant == "exp":
+        coef = W * (torch.exp(x) - 1) / Lam
+        pos = torch.arange(L, dtype=torch.float64)
+    else:
+        pos = torch.arange(layer.l_max, dtype=torch.float64)
+        coef = W / Lam / torch.exp(x.unsqueeze(-1) * pos).sum(-1)
+        pos = pos[:L]
+    return (coef.unsqueeze(-1) * torch.exp(x.unsqueeze(-1) * pos)).sum(-2).real
+
+
+@pytest.mark.parametrize("variant", ["exp", "softmax"])
+@pytest.mark.parametrize("L", [1, 17, 64])
+def test_kernel_equals_formula(variant, L):
+    kw = {"l_max": 64} if variant == "softmax" else {}
+    layer = perturb_(ssm.DSS(3, 8, variant=variant, channels=2, **kw).double(), 0.05)
+    assert rel_err(layer.conv_kernel(L), formula_kernel(layer, L)) < 1e-10
+
+
+def test_softmax_positive_real_part_is_stable_in_float32():
+    """Re(dt Lambda) (l_max - 1) ~ 200: exp overflows float32 unless the softmax is max-shifted."""
+    layer = ssm.DSS(2, 8, variant="softmax", l_max=400).double()
+    with torch.no_grad():
+        layer.log_dt.fill_(0.0)  # dt = 1
+        layer.A_real.copy_(torch.tensor([0.5, -0.5, 0.3, 1e-3], dtype=torch.float64))
+    K_ref = formula_kernel(layer, 400)  # float64 reaches e^200 without overflow
+    K32 = layer.float().conv_kernel(400)
+    assert torch.isfinite(K32).all()
+    assert rel_err(K32.double(), K_ref) < 1e-4
+    # step mode keeps its set-up in float64 and stays finite up to l_max
+    x = torch.randn(1, 400, 2)
+    layer.eval()
+    y = layer(x)
+    s, ys = layer.default_state(1), []
+    assert s.dtype == torch.complex128
+    for t in range(400):
+        yt, s = layer.step(x[:, t], s)
+        ys.append(yt)
+    assert rel_err(torch.stack(ys, 1), y) < 1e-4
+
+
+def test_softmax_length_limit_and_errors():
+    layer = ssm.DSS(2, 8, variant="softmax", l_max=16)
+    with pytest.raises(ValueError, match="l_max=16"):
+        layer(torch.randn(1, 17, 2))
+    with pytest.raises(ValueError, match="l_max"):
+        ssm.DSS(2, 8, variant="softmax")
+    with pytest.raises(ValueError, match="'softmax'"):
+        ssm.DSS(2, 8, variant="bad")
+    assert (ssm.DSS(2, 8).state_matrix().real < 0).all()

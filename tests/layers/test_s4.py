@@ -1,0 +1,97 @@
+"""S4 (DPLR, arXiv 2111.00396): the Cauchy/Woodbury kernel against the dense power kernel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ssm
+from layer_cases import perturb_, rel_err
+
+
+def naive_kernel(layer: ssm.S4, L: int) -> torch.Tensor:
+    """K[l] = C Ad^l Bd with the dense full-basis A = diag(Lambda, conj Lambda) - P_f P_f^*."""
+    Lam, P = layer.state_matrix()  # (H, M), (r, H, M)
+    B = torch.view_as_complex(layer.B)
+    C = torch.view_as_complex(layer.C)  # (c, H, M)
+    H = Lam.shape[0]
+    Lam_f = torch.cat([Lam, Lam.conj()], -1)
+    P_f = torch.cat([P, P.conj()], -1)  # (r, H, N)
+    A = torch.diag_embed(Lam_f) - torch.einsum("rhn,rhm->hnm", P_f, P_f.conj())
+    Ad, Bd = ssm.discretize.bilinear(layer.timestep().to(A.dtype).real, A, torch.cat([B, B.conj()], -1),
+                                     diagonal=False)
+    C_f = torch.cat([C, C.conj()], -1)
+    out, v = [], Bd  # (H, N)
+    for _ in range(L):
+        out.append(torch.einsum("chn,hn->ch", C_f, v))
+        v = torch.einsum("hnm,hm->hn", Ad, v)
+    K = torch.stack(out, -1)
+    assert K.imag.abs().max() < 1e-10 * K.abs().max()
+    return K.real.reshape(-1, H, L)
+
+
+@pytest.mark.parametrize("init", ["legs", "legt", "fout"])
+@pytest.mark.parametrize("L", [1, 2, 3, 16, 17, 100])
+def test_kernel_equals_dense_power_kernel(init, L):
+    layer = perturb_(ssm.S4(3, 8, init=init, channels=2).double(), 0.1)
+    K = layer.conv_kernel(L)
+    K_ref = naive_kernel(layer, L)
+    err = rel_err(K, K_ref)
+    assert err < 1e-9, f"init={init} L={L}: rel err {err:.2e}"
+
+
+def test_kernel_length_is_exact_for_every_L():
+    """Each L gives its own truncated kernel (no reuse of another length's C~)."""
+    layer = perturb_(ssm.S4(2, 8).double(), 0.1)
+    K64 = layer.conv_kernel(64)
+    for L in (5, 31, 64, 65, 128):
+        K = layer.conv_kernel(L)
+        assert K.shape[-1] == L
+        n = min(L, 64)
+        assert rel_err(K[..., :n], K64[..., :n]) < 1e-9, f"L={L}: prefix differs from L=64's"
+
+
+def test_kernel_float32_matches_float64():
+    layer = perturb_(ssm.S4(4, 16).double(), 0.1)
+    K64 = layer.conv_kernel(1000)
+    K32 = layer.float().conv_kernel(1000)
+    assert K32.dtype == torch.float32
+    err = rel_err(K32.double(), K64)
+    assert err < 1e-4, f"float32 kernel rel err {err:.2e}"
+
+
+def test_zero_low_rank_equals_s4d_bilinear():
+    s4 = perturb_(ssm.S4(3, 8).double(), 0.1)
+    with torch.no_grad():
+        s4.P.zero_()
+    s4d = ssm.S4D(3, 8, init="legs", discretization="bilinear").double()
+    s4d.load_state_dict({k: v for k, v in s4.state_dict().items() if k != "P"})
+    for L in (1, 16, 37):
+        assert rel_err(s4.conv_kernel(L), s4d.conv_kernel(L)) < 1e-10
+    x = torch.randn(2, 37, 3, dtype=torch.float64)
+    assert rel_err(s4(x), s4d(x)) < 1e-10
+
+
+def test_gradients_match_dense_reference():
+    layer = perturb_(ssm.S4(2, 6).double(), 0.1)
+    L = 20
+    g = torch.randn(1, 2, L, dtype=torch.float64)
+    grads = []
+    for fn in (layer.conv_kernel, lambda n: naive_kernel(layer, n)):
+        layer.zero_grad()
+        (fn(L) * g).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None})
+    for name in ("log_dt", "log_A_real", "A_imag", "P", "B", "C"):
+        assert rel_err(grads[0][name], grads[1][name]) < 1e-8, name
+
+
+def test_options_and_errors():
+    with pytest.raises(ValueError, match="legs"):
+        ssm.S4(4, 8, init="nope")
+    with pytest.raises(ValueError, match="bilinear"):
+        ssm.S4(4, 8, discretization="zoh")
+    with pytest.raises(ValueError, match="even"):
+        ssm.S4(4, 7)
+    layer = ssm.S4(4, 8, init="legt")
+    assert layer.P.shape[0] == 2  # rank-2 correction
+    assert (layer.state_matrix()[0].real < 0).all()
