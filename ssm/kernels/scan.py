@@ -104,6 +104,20 @@ def associative_scan(a: Tensor, b: Tensor) -> Tensor:
     return b
 
 
+def _powers(a: Tensor, n: int) -> Tensor:
+    """``a^0 .. a^n`` stacked on a new last dim, by doubling: ``a^(m+1..2m) = a^(1..m) * a^m``.
+
+    Only products, in forward and backward: exact for ``a == 0`` (unlike ``exp(t log a)``), and no
+    division by ``a`` in backward, which ``torch.cumprod``'s gradient does and which overflows to
+    inf/NaN where ``|a|`` is subnormal (e.g. ``Lambda_bar = exp(dt Lambda)`` with
+    ``dt Re(Lambda)`` in about ``(-103, -87)`` in single precision, ``(-745, -708)`` in double).
+    """
+    pw = torch.stack([torch.ones_like(a), a], dim=-1)
+    while pw.shape[-1] < n + 1:
+        pw = torch.cat([pw, pw[..., 1:] * pw[..., -1:]], dim=-1)
+    return pw[..., : n + 1]
+
+
 def scan(a: Tensor, b: Tensor, x0: Tensor | None = None, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
     """Time-invariant recurrence ``x_k = a * x_{k-1} + b_k`` along the last dimension of ``b``.
 
@@ -157,9 +171,7 @@ def scan(a: Tensor, b: Tensor, x0: Tensor | None = None, chunk_size: int = DEFAU
     lead = batch[:r]
     bc = b.reshape(*lead, -1, T)  # (*lead, rows * chunks, T); rows are the merged broadcast dims
 
-    # powers a^0 .. a^T by a cumulative product (exact for a == 0, unlike exp(t log a))
-    ones = torch.ones(a.shape + (1,), dtype=a.dtype, device=a.device)
-    pw = torch.cumprod(torch.cat([ones, a.unsqueeze(-1).expand(a.shape + (T,))], dim=-1), dim=-1)
+    pw = _powers(a, T)  # (*lead, T + 1): a^0 .. a^T
     idx = torch.arange(T, device=b.device)
     diff = idx[:, None] - idx[None, :]  # k - j
     toeplitz = pw[..., diff.clamp(min=0)] * (diff >= 0).to(pw.dtype)  # (*lead, T, T): a^(k-j), k >= j

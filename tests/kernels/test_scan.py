@@ -159,3 +159,35 @@ def test_scan_many_chunks(chunk_size):
     bt = b.permute(1, 0, 2).contiguous()  # (3, 2, L) with a (3, 1)
     assert _err(scan(a_mid.unsqueeze(-1), bt, chunk_size=chunk_size),
                 scan_ref(a_mid.view(3, 1, 1), bt)) < 1e-11
+
+
+@pytest.mark.parametrize("dtype,log_abs_a", [
+    (torch.complex64, [-95.0, -100.0, -60.0, -120.0]),  # subnormal |a| in single precision: (-103, -87)
+    (torch.complex128, [-720.0, -740.0, -500.0, -800.0]),  # subnormal |a| in double: (-745, -708)
+])
+@pytest.mark.parametrize("chunk_size", [1, 5, 32])
+def test_scan_gradients_finite_for_subnormal_a(dtype, log_abs_a, chunk_size):
+    """Fast-decaying modes (``exp(dt Lambda)`` of a subnormal modulus, or 0) keep exact gradients.
+
+    ``torch.cumprod``'s gradient divides by its input; a subnormal ``a`` made that inf/NaN in the
+    powers ``a^0 .. a^T`` (NaN reaching Lambda and dt in the S5 layer).
+    """
+    log_a = torch.complex(torch.tensor(log_abs_a + [-0.01], dtype=torch.float64),
+                          torch.tensor([1.0, -2.0, 0.5, 3.0, 0.7], dtype=torch.float64))
+    a0 = torch.exp(log_a.to(dtype)).unsqueeze(-1)  # (5, 1); the last mode decays slowly
+    b0, x00 = _inputs(5, 2, 70, seed=11)
+    g = torch.randn(5, 2, 70, generator=torch.Generator().manual_seed(12), dtype=torch.complex128)
+
+    def grads(fn, a_shape):
+        a, b, x0 = (t.to(dtype).clone().requires_grad_() for t in (a0, b0, x00))
+        return torch.autograd.grad(fn(a.reshape(a_shape), b, x0), (a, b, x0), g.to(dtype))
+
+    fast = grads(lambda a, b, x0: scan(a, b, x0, chunk_size=chunk_size), (5, 1))
+    ref = grads(scan_ref, (5, 1, 1))
+    tol = 1e-10 if dtype == torch.complex128 else 1e-4
+    for name, f, r in zip(("a", "b", "x0"), fast, ref):
+        assert torch.isfinite(torch.view_as_real(f)).all(), f"grad {name} not finite: {f.flatten()}"
+        rel = (f - r).abs().max() / r.abs().max()
+        assert rel < tol, f"grad {name}: rel err {rel:.2e}"
+    # the subnormal modes get their exact gradient: dx_k/da = x_{k-1} for such a tiny a
+    assert (fast[0][:4].abs() > 1).all()
