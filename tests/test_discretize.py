@@ -183,3 +183,91 @@ def test_dt_transforms_roundtrip(name):
     p = dt_to_param(dt, name)
     torch.testing.assert_close(dt_from_param(p, name), dt, rtol=1e-12, atol=0)
     assert (dt_from_param(torch.linspace(-50, 50, 101, dtype=torch.float64), name) > 0).all()
+
+
+# ---------------------------------------------------------------- ZOH input factor phi1(z) = expm1(z)/z
+def phi1_ref(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """phi1 and its derivative phi1'(z) = (z e^z - e^z + 1)/z^2 in complex128: 40 Taylor terms for
+    |z| < 2 (terms decrease from the first, no cancellation), the closed forms for |z| >= 2 (there
+    the two terms of the derivative's numerator do not cancel to below ~1/6 of their size)."""
+    z = z.to(torch.complex128)
+    big = z.abs() >= 2
+    zs = torch.where(big, torch.zeros_like(z), z)
+    val, der = torch.zeros_like(z), torch.zeros_like(z)
+    for k in range(40):
+        val = val + zs**k / float(math.factorial(k + 1))
+        if k:
+            der = der + k * zs ** (k - 1) / float(math.factorial(k + 1))
+    zb = torch.where(big, z, torch.ones_like(z))
+    val = torch.where(big, torch.expm1(zb) / zb, val)
+    der = torch.where(big, (zb * torch.exp(zb) - torch.expm1(zb)) / zb**2, der)
+    return val, der
+
+
+# Tiny (z = 0 exactly, subnormal-adjacent, the 1e-7 scale where the closed form's gradient vanished
+# in complex64), small, either side of the series radius |z| = 1, moderate and large (S4D-Lin scale).
+PHI1_Z = [0, 1e-30, 1e-7 + 1e-7j, -3e-6j, 1e-4, -1e-3 + 2e-3j, 0.05 - 0.02j, 0.3 - 0.4j, 0.999j, -1.0,
+          1.001j, -0.7 + 0.72j, 0.9 + 0.1j, 1.5 + 0.5j, -2 + 5j, -0.5 + 40j, -20.0, -60 + 3j]
+PHI1_TOL = {torch.complex64: 1e-6, torch.float32: 1e-6, torch.complex128: 1e-14, torch.float64: 1e-14}
+
+
+def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(((got.to(ref.dtype) - ref).abs() / ref.abs().clamp_min(1e-300)).max())
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128, torch.float32, torch.float64])
+def test_zoh_Bd_value_and_gradients_match_reference(dtype):
+    """Bd = dt phi1(dt A) B: value, dL/dA = conj(c B dt^2 phi1'(z)) and dL/ddt = Re(c B e^z) for
+    L = Re(sum c Bd), against phi1_ref, to working precision of the dtype at every |z|."""
+    zs = torch.tensor(PHI1_Z, dtype=torch.complex128)
+    if not dtype.is_complex:
+        zs = zs.real.to(torch.complex128)
+    real = torch.float32 if dtype in (torch.complex64, torch.float32) else torch.float64
+    n = zs.numel()
+    dt = torch.tensor([0.5, 0.25] * (n // 2), dtype=real).requires_grad_(True)  # powers of 2: z exact
+    A = zs / dt.detach().to(torch.complex128)
+    A = (A if dtype.is_complex else A.real).to(dtype).requires_grad_(True)
+    z = dt.detach().to(torch.complex128) * A.detach().to(torch.complex128)  # the z zoh sees, exactly
+    gen = torch.Generator().manual_seed(0)
+    B = torch.randn(n, generator=gen, dtype=torch.complex128)
+    c = torch.randn(n, generator=gen, dtype=torch.complex128)
+    if not dtype.is_complex:
+        B, c = B.real.to(torch.complex128), c.real.to(torch.complex128)
+    Ad, Bd = zoh(dt, A, (B if dtype.is_complex else B.real).to(dtype), check=True)
+    assert Bd.dtype == dtype
+    (c if dtype.is_complex else c.real).to(dtype).mul(Bd).real.sum().backward()
+    val, der = phi1_ref(z)
+    dt64 = dt.detach().to(torch.complex128)
+    tol = PHI1_TOL[dtype]
+    err = _rel_err(Bd.detach(), dt64 * val * B)
+    assert err < tol, f"Bd: max relative error {err:.2e} (tol {tol:.0e})"
+    err = _rel_err(Ad.detach(), torch.exp(z))
+    assert err < tol, f"Ad: max relative error {err:.2e} (tol {tol:.0e})"
+    want_A = (c * B * dt64**2 * der).conj()
+    err = _rel_err(A.grad, want_A if dtype.is_complex else want_A.real)
+    assert err < tol, f"dL/dA: max relative error {err:.2e} (tol {tol:.0e})"
+    # dBd/ddt = phi1(z) + z phi1'(z) = e^z: autograd forms that sum, so its error is relative to the
+    # size of the two terms (e^z itself is tiny for z = -60).
+    want_dt = (c * B * torch.exp(z)).real
+    scale = (c * B).abs() * (val.abs() + (z * der).abs())
+    err = float(((dt.grad.double() - want_dt).abs() / scale).max())
+    assert err < tol, f"dL/ddt: max error relative to its terms {err:.2e} (tol {tol:.0e})"
+
+
+def test_phi1_gradient_at_tiny_z_complex64():
+    """The case that failed with the closed form: at z = 1e-7 + 1e-7j the complex64 gradient of
+    phi1 was 0 (true value 1/2 + z/3 ...)."""
+    A = torch.tensor([1e-7 + 1e-7j, 0j], dtype=torch.complex64, requires_grad=True)
+    _, Bd = zoh(1.0, A, torch.ones(2, dtype=torch.complex64))
+    Bd.real.sum().backward()
+    torch.testing.assert_close(A.grad, torch.full((2,), 0.5, dtype=torch.complex64), atol=1e-7, rtol=0)
+    torch.testing.assert_close(Bd.detach(), torch.ones(2, dtype=torch.complex64), atol=2e-7, rtol=0)
+
+
+def test_phi1_branches_finite_gradients_for_extreme_z():
+    """Entries far outside the series radius (where z^18 overflows) or inside it (where 1/z
+    overflows) must not leak inf/nan into each other's gradients through torch.where."""
+    A = torch.tensor([-1e30 + 0j, -1e4 + 1e5j, 1e-38j, 0j], dtype=torch.complex64, requires_grad=True)
+    _, Bd = zoh(1.0, A, torch.ones(4, dtype=torch.complex64))
+    Bd.real.sum().backward()
+    assert torch.isfinite(torch.view_as_real(Bd)).all() and torch.isfinite(torch.view_as_real(A.grad)).all()

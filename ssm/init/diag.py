@@ -22,10 +22,14 @@ complex modes ``Lambda`` (n = 0 .. N/2-1), and a model computes outputs as ``2 R
 ``blocks=J`` (S5): J independent copies of the size-N/J init tiled block-diagonally; Lambda and B
 are concatenated and V (when not None) is block-diagonal of shape (N, N/2). N must be divisible by
 2J. S5 itself draws its own B and maps it with ``B~ = V^-1 B`` (``V^*`` for unitary V).
+
+Results are memoized per ``(name, N, blocks)`` (an eigendecomposition per layer otherwise dominates
+building a deep model); every call returns fresh copies, so callers may modify them in place.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -83,6 +87,13 @@ def diag_init(name: str, N: int, blocks: int = 1) -> tuple[Tensor, Tensor, Tenso
             f"N must be divisible by 2*blocks (each of the {blocks} blocks needs an even size), "
             f"got N={N}, blocks={blocks}"
         )
+    Lambda, B, V = _diag_init_cached(name, N, blocks)
+    return Lambda.clone(), B.clone(), None if V is None else V.clone()
+
+
+@functools.lru_cache(maxsize=64)
+def _diag_init_cached(name: str, N: int, blocks: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The init for validated arguments; shared results, never handed out without a copy."""
     size = N // blocks
     Lambda, B, V = _one_block(name, size)
     if blocks == 1:

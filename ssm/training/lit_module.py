@@ -175,10 +175,15 @@ class SequenceLightningModule(pl.LightningModule):
             weight_decay=float(kw.get("weight_decay", 0.0)),
             ssm_lr=self.ssm_lr,
             ssm_weight_decay=self.ssm_weight_decay,
+            dt_lr=kw.get("dt_lr"),  # the timestep's own lr (optimizer config; null: ssm_lr)
         )
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self._param_groups())
+        factory = self.optimizer_factory
+        if "dt_lr" in factory.keywords:  # read by _param_groups, not an optimizer argument
+            kw = {k: v for k, v in factory.keywords.items() if k != "dt_lr"}
+            factory = functools.partial(factory.func, *factory.args, **kw)
+        optimizer = factory(self._param_groups())
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {}

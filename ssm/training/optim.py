@@ -1,10 +1,12 @@
 """Optimizer parameter groups: SSM parameters with their own learning rate and no weight decay.
 
 S4 (arXiv 2111.00396, App. D.2) and its successors train the state-space parameters (A/Lambda, B, P
-and dt) with a smaller learning rate and no weight decay, everything else with AdamW. Layers mark
-those parameters through :meth:`ssm.layers.base.SSMLayer.register_ssm_param` (recorded by name on
-the module, which survives ``copy.deepcopy``, ``.to()`` and ``load_state_dict``) or
-:func:`ssm.layers.base.tag_ssm_param` (an attribute on the tensor); this module reads both.
+and dt) with a smaller learning rate and no weight decay, everything else with AdamW; S4's released
+LRA configs for ListOps, Text and Retrieval train the timestep at the global rate instead, hence the
+optional ``dt_lr``. Layers mark those parameters through
+:meth:`ssm.layers.base.SSMLayer.register_ssm_param` (recorded by name on the module, which survives
+``copy.deepcopy``, ``.to()`` and ``load_state_dict``) or :func:`ssm.layers.base.tag_ssm_param` (an
+attribute on the tensor); this module reads both.
 Pure torch: no training framework is imported here.
 """
 
@@ -16,7 +18,18 @@ from torch import nn
 
 from ..layers.base import ssm_param_group
 
-__all__ = ["param_groups", "ssm_param_names"]
+__all__ = ["param_groups", "ssm_param_names", "is_dt_param", "DT_PARAM_NAMES", "DT_GROUP"]
+
+DT_PARAM_NAMES: tuple[str, ...] = ("log_dt", "dt", "inv_dt")
+"""Leaf names of SSM parameters that parameterize the timestep (every layer registers ``log_dt``)."""
+
+DT_GROUP = "dt"
+"""A tag group (``register_ssm_param(name, value, group="dt")``) marking a timestep of any name."""
+
+
+def is_dt_param(qualified_name: str, group: str) -> bool:
+    """Whether the tagged SSM parameter ``qualified_name`` of tag ``group`` is a timestep parameter."""
+    return group == DT_GROUP or qualified_name.rsplit(".", 1)[-1] in DT_PARAM_NAMES
 
 
 def ssm_param_names(model: nn.Module) -> dict[str, str]:
@@ -32,8 +45,15 @@ def ssm_param_names(model: nn.Module) -> dict[str, str]:
     return out
 
 
+def _check_rate(name: str, v: Any, optional: bool = False) -> None:
+    if v is None and optional:
+        return
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0 or v == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0{' or None' if optional else ''}, got {v!r}")
+
+
 def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: Optional[float] = None,
-                 ssm_weight_decay: float = 0.0) -> list[dict[str, Any]]:
+                 ssm_weight_decay: float = 0.0, dt_lr: Optional[float] = None) -> list[dict[str, Any]]:
     """Parameter groups for ``torch.optim.AdamW`` (or any torch optimizer).
 
     Args:
@@ -42,30 +62,35 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: Optio
             scales) get no weight decay.
         ssm_lr: learning rate of the SSM parameters (default: ``lr``).
         ssm_weight_decay: their weight decay (default 0).
+        dt_lr: learning rate of the timestep parameters among them (tagged parameters named as in
+            :data:`DT_PARAM_NAMES`, or tagged with group :data:`DT_GROUP`); they then form their own
+            group "dt" with no weight decay (whatever ``ssm_weight_decay``). Default None: they stay
+            in the "ssm" group at ``ssm_lr``. S4's ListOps/Text/Retrieval configs correspond to ``dt_lr=lr``.
     Returns:
-        Up to three groups ``{"params", "lr", "weight_decay", "name"}`` ("decay", "no_decay", "ssm"),
-        each parameter in exactly one; frozen parameters (requires_grad=False) are left out.
+        Up to four groups ``{"params", "lr", "weight_decay", "name"}`` ("decay", "no_decay", "ssm",
+        and "dt" when ``dt_lr`` is given), each parameter in exactly one; frozen parameters
+        (requires_grad=False) are left out.
     """
     for name, v in (("lr", lr), ("weight_decay", weight_decay), ("ssm_weight_decay", ssm_weight_decay)):
-        if not isinstance(v, (int, float)) or v < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
-    if ssm_lr is not None and (not isinstance(ssm_lr, (int, float)) or ssm_lr < 0):
-        raise ValueError(f"ssm_lr must be a number >= 0 or None, got {ssm_lr!r}")
+        _check_rate(name, v)
+    _check_rate("ssm_lr", ssm_lr, optional=True)
+    _check_rate("dt_lr", dt_lr, optional=True)
     tagged = ssm_param_names(model)
-    decay, no_decay, ssm = [], [], []
+    decay, no_decay, ssm, dt = [], [], [], []
     for name, p in model.named_parameters():  # shared parameters are listed once
         if not p.requires_grad:
             continue
         if name in tagged:
-            ssm.append(p)
+            (dt if dt_lr is not None and is_dt_param(name, tagged[name]) else ssm).append(p)
         elif p.dim() >= 2:
             decay.append(p)
         else:
             no_decay.append(p)
+    ssm_rate = lr if ssm_lr is None else ssm_lr
     groups = [
         {"params": decay, "lr": lr, "weight_decay": weight_decay, "name": "decay"},
         {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": "no_decay"},
-        {"params": ssm, "lr": lr if ssm_lr is None else ssm_lr, "weight_decay": ssm_weight_decay,
-         "name": "ssm"},
+        {"params": ssm, "lr": ssm_rate, "weight_decay": ssm_weight_decay, "name": "ssm"},
+        {"params": dt, "lr": dt_lr, "weight_decay": 0.0, "name": "dt"},
     ]
     return [g for g in groups if g["params"]]

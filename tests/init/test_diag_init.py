@@ -97,3 +97,47 @@ def test_errors():
         diag_init("lin", 9)
     with pytest.raises(ValueError, match="blocks must be a positive int"):
         diag_init("lin", 8, blocks=0)
+
+
+@pytest.mark.parametrize("name,blocks", [("dss", 1), ("legs", 2), ("lin", 1), ("ptd", 1)])
+def test_cache_returns_equal_independent_copies(name, blocks):
+    """Repeated calls hit the memo (one eigendecomposition per (name, N, blocks)), return equal
+    results, and each call's tensors are fresh: mutating one does not change the next."""
+    from ssm.init.diag import _diag_init_cached, _one_block
+
+    N = 16
+    first = diag_init(name, N, blocks=blocks)  # fills the memo if no earlier test did
+    hits = _diag_init_cached.cache_info().hits
+    second = diag_init(name, N, blocks=blocks)
+    assert _diag_init_cached.cache_info().hits == hits + 1
+    for a, b in zip(first, second):
+        if a is None:
+            assert b is None
+            continue
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+        assert a.data_ptr() != b.data_ptr()
+        a.mul_(3).add_(1)  # callers may modify their copy in place
+    third = diag_init(name, N, blocks=blocks)
+    for b, c in zip(second, third):
+        if b is not None:
+            torch.testing.assert_close(b, c, atol=0, rtol=0)
+    # the memo holds what an uncached computation gives
+    Lam1, B1, V1 = _one_block(name, N // blocks)
+    torch.testing.assert_close(third[0], Lam1.repeat(blocks), atol=0, rtol=0)
+    torch.testing.assert_close(third[1], B1.repeat(blocks), atol=0, rtol=0)
+
+
+def test_cache_keys_and_bad_arguments_not_cached():
+    from ssm.init.diag import _diag_init_cached
+
+    a = diag_init("dss", 8)[0]
+    b = diag_init("dss", 10)[0]
+    c = diag_init("dss", 8, blocks=2)[0]
+    assert a.shape == (4,) and b.shape == (5,) and c.shape == (4,)
+    assert not torch.equal(a, c)  # blocks is part of the key
+    size = _diag_init_cached.cache_info().currsize
+    with pytest.raises(ValueError, match="blocks"):
+        diag_init("dss", 8, blocks=3)
+    with pytest.raises(ValueError, match="name"):
+        diag_init("nope", 8)
+    assert _diag_init_cached.cache_info().currsize == size

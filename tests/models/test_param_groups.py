@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,3 +53,86 @@ def test_defaults_manual_tags_copies_and_frozen():
     assert all(p is not model.blocks[0].layer.log_dt for p in kept)
     with pytest.raises(ValueError, match="ssm_lr"):
         ssm.param_groups(model, lr=0.1, weight_decay=0.0, ssm_lr=-1)
+
+
+def _names_in(model, group):
+    return {n for n, p in model.named_parameters() if any(p is q for q in group["params"])}
+
+
+@pytest.mark.parametrize("family", [ssm.S4, ssm.S4D, ssm.DSS, ssm.S5])
+def test_dt_lr_gives_timesteps_their_own_group(family):
+    model = ssm.SequenceModel(3, 8, 2, 2, layer=functools.partial(family, d_state=8))
+    groups = ssm.param_groups(model, lr=1e-2, weight_decay=0.05, ssm_lr=1e-3, ssm_weight_decay=0.1,
+                              dt_lr=1e-2)
+    by_name = {g["name"]: g for g in groups}
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    dt_names = _names_in(model, by_name["dt"])
+    assert dt_names == {f"blocks.{i}.layer.log_dt" for i in range(2)}
+    assert by_name["dt"]["lr"] == 1e-2 and by_name["dt"]["weight_decay"] == 0.0
+    assert by_name["ssm"]["lr"] == 1e-3 and by_name["ssm"]["weight_decay"] == 0.1
+    assert not any(n.endswith("log_dt") for n in _names_in(model, by_name["ssm"]))
+    # without dt_lr the timesteps stay in the ssm group (the earlier behaviour)
+    old = {g["name"]: g for g in ssm.param_groups(model, lr=1e-2, weight_decay=0.05, ssm_lr=1e-3)}
+    assert "dt" not in old and dt_names <= _names_in(model, old["ssm"])
+
+
+def test_dt_lr_is_applied_by_the_optimizer():
+    """One AdamW step with dt_lr = 0 leaves log_dt unchanged while the other SSM parameters move."""
+    torch.manual_seed(0)
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S4D, d_state=8))
+    layer = model.blocks[0].layer
+    before_dt, before_A = layer.log_dt.detach().clone(), layer.A_imag.detach().clone()
+    opt = torch.optim.AdamW(ssm.param_groups(model, lr=1e-2, weight_decay=0.0, ssm_lr=1e-2, dt_lr=0.0))
+    model(torch.randn(2, 5, 3)).square().sum().backward()
+    assert layer.log_dt.grad.abs().max() > 0
+    opt.step()
+    torch.testing.assert_close(layer.log_dt.detach(), before_dt, atol=0, rtol=0)
+    assert (layer.A_imag.detach() - before_A).abs().max() > 1e-4
+
+
+def test_dt_group_tag_copies_and_bad_dt_lr():
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S4D, d_state=8))
+    layer = model.blocks[0].layer
+    layer.register_ssm_param("step_size", torch.zeros(8), group="dt")  # a timestep of another name
+    clone = copy.deepcopy(model)  # the tensor tag is dropped; the module's record is kept
+    for m in (model, clone):
+        by_name = {g["name"]: g for g in ssm.param_groups(m, lr=0.1, weight_decay=0.0, dt_lr=0.5)}
+        assert _names_in(m, by_name["dt"]) == {"blocks.0.layer.log_dt", "blocks.0.layer.step_size"}
+    for bad in (-1.0, float("nan"), float("inf"), "0.1", True):
+        with pytest.raises(ValueError, match="dt_lr"):
+            ssm.param_groups(model, lr=0.1, weight_decay=0.0, dt_lr=bad)
+
+
+@pytest.mark.parametrize("name,dt_at_global_lr", [
+    ("lra/listops-s4", True), ("lra/text-s4d", True), ("lra/retrieval-dss", True),
+    ("lra/listops-s4-ptd", True), ("lra/image-s4", False), ("lra/listops-s5", False),
+])
+def test_configs_wire_dt_lr_into_the_optimizer_groups(name, dt_at_global_lr):
+    """S4's ListOps/Text/Retrieval configs train dt at the global lr: the composed config sets
+    optimizer.dt_lr to optimizer.lr, and the Lightning module's optimizer gets that group."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from ssm.training.lit_module import SequenceLightningModule
+    from ssm.training.train import validate_config
+
+    config_dir = str(Path(__file__).resolve().parents[2] / "configs")
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}", "paths.output_dir=."])
+    validate_config(cfg)
+    assert (cfg.optimizer.dt_lr == cfg.optimizer.lr) if dt_at_global_lr else cfg.optimizer.dt_lr is None
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S4D, d_state=8))
+    module = SequenceLightningModule(model, 2, instantiate(cfg.optimizer), None, ssm_lr=cfg.ssm_lr,
+                                     ssm_weight_decay=cfg.ssm_weight_decay)
+    opt = module.configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW)
+    by_name = {g["name"]: g for g in opt.param_groups}
+    assert by_name["ssm"]["lr"] == cfg.ssm_lr
+    if dt_at_global_lr:
+        assert by_name["dt"]["lr"] == cfg.optimizer.lr != cfg.ssm_lr
+        assert by_name["dt"]["weight_decay"] == 0.0
+        assert {n for n, p in module.named_parameters() if any(p is q for q in by_name["dt"]["params"])} \
+            == {"model.blocks.0.layer.log_dt"}
+    else:
+        assert "dt" not in by_name
