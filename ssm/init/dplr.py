@@ -20,6 +20,8 @@ skew matrix of odd size has an unpaired zero eigenvalue and no conjugate half ex
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -89,6 +91,12 @@ def nplr(measure: str, N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """
     check_measure(measure)
     check_size(N, "N", even=True)
+    return tuple(t.clone() for t in _nplr_cached(measure, N))
+
+
+@functools.lru_cache(maxsize=32)
+def _nplr_cached(measure: str, N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The NPLR form for validated arguments; shared results, never handed out without a copy."""
     A, B = hippo(measure, N)
     P = rank_correction(measure, N)
     S = A + P.T @ P

@@ -85,3 +85,15 @@ def test_odd_and_bad_N_raise():
         _nplr_uncached("legs", 7)
     with pytest.raises(ValueError, match="measure must be one of"):
         _nplr_uncached("chebyshev", 8)
+
+
+def test_nplr_results_are_cached_and_independent():
+    from ssm.init.dplr import _nplr_cached
+
+    _nplr_cached.cache_clear()
+    first = _nplr_uncached("legs", 32)
+    first[0].zero_()  # callers may modify what they get
+    second = _nplr_uncached("legs", 32)
+    info = _nplr_cached.cache_info()
+    assert info.hits == 1 and info.misses == 1, info
+    assert torch.allclose(second[0].real, torch.full((16,), -0.5, dtype=torch.float64)), "a modified result leaked"
