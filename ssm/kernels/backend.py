@@ -1,0 +1,280 @@
+"""Backend discovery and dispatch for the Cauchy and Vandermonde kernels.
+
+Every public kernel (``cauchy``, ``vandermonde``, ``vandermonde_transpose``) takes
+``backend="auto" | "ref" | "torch" | "keops" | "cuda"``. This module answers two questions without
+compiling anything: which backends can run here (``available_backends``), and which one a call
+should use (``resolve_backend``). ``"auto"`` picks the fastest available path for the tensors'
+device, dtype and size and logs that choice once; a backend named explicitly that cannot run raises
+``BackendUnavailableError`` with the command that installs it. Nothing falls back silently.
+
+Kernels from S4 (arXiv 2111.00396, Sec. 3.3: Cauchy kernel) and S4D (arXiv 2206.11893, Sec. 3:
+Vandermonde kernel).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import numbers
+import os
+import shutil
+import sys
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendUnavailableError",
+    "KEOPS_MIN_WORK",
+    "available_backends",
+    "resolve_backend",
+    "unavailable_reason",
+]
+
+Backend = Literal["auto", "ref", "torch", "keops", "cuda"]
+BACKENDS: tuple[str, ...] = ("ref", "torch", "keops", "cuda")
+
+# CPU rule of "auto", from measurements on a 2-core x86-64 CPU (benchmarks/README.md, "Kernels"):
+# - cauchy: KeOps' fused loop beats the chunked torch path from about 2**15 (pole, position) pairs
+#   (fwd+bwd, one thread: 2**16 pairs 1.5 ms vs 3.2 ms; 2**22 pairs 19 ms vs 96 ms); below that its
+#   fixed per-call cost (~1.3 ms) wins, and tiny calls also skip the one-off ~10 s formula compile.
+# - vandermonde, vandermonde_transpose: the torch path's blocked form (exp(x l) = exp(x qT) exp(x r),
+#   BLAS products) evaluates N (L/T + T) exponentials instead of N L and is 10-50x faster than the
+#   KeOps formula, which evaluates exp, cos and sin for every (mode, position) pair.
+KEOPS_MIN_WORK = 1 << 16
+_KEOPS_CPU_OPS = ("cauchy",)
+
+KEOPS_INSTALL = 'pip install "structured-ssm[keops]"'
+CUDA_INSTALL = "SSM_BUILD_EXT=1 pip install -e . --no-build-isolation"
+
+logger = logging.getLogger("ssm.kernels")
+_LOGGED: set[tuple[str, str, str, str]] = set()
+
+
+class BackendUnavailableError(RuntimeError):
+    """A kernel backend was requested by name but cannot run here; the message says how to get it."""
+
+
+def _keops_reason() -> str | None:
+    if importlib.util.find_spec("pykeops") is None:
+        return f"pykeops is not installed; install it with: {KEOPS_INSTALL}"
+    # pykeops compiles with $CXX when that names a program on PATH, else with g++ (clang++ on macOS)
+    candidates = [os.environ.get("CXX", ""), "g++"] + (["clang++"] if sys.platform == "darwin" else [])
+    if not any(c and shutil.which(c) for c in candidates):
+        return (
+            f"pykeops is installed but no C++ compiler was found (looked for $CXX, "
+            f"{', '.join(candidates[1:])}); "
+            "install g++ (e.g. `apt-get install g++`) or point the CXX environment variable at one"
+        )
+    return None
+
+
+def _cuda_module():
+    """Import ``ssm.kernels.cuda`` on demand; returns (module or None, reason if unusable)."""
+    try:
+        module = importlib.import_module("ssm.kernels.cuda")
+    except ModuleNotFoundError as err:
+        if err.name == "ssm.kernels.cuda":
+            return None, "this installation has no ssm.kernels.cuda module (CUDA kernels not shipped)"
+        return None, f"importing ssm.kernels.cuda failed: {err}"
+    except ImportError as err:
+        return None, f"importing ssm.kernels.cuda failed: {err}"
+    return module, None
+
+
+def _cuda_reason() -> str | None:
+    module, reason = _cuda_module()
+    if module is None:
+        return f"{reason}; build the extension with: {CUDA_INSTALL}"
+    if not module.is_available():
+        return module.unavailable_reason()
+    return None
+
+
+def unavailable_reason(backend: str) -> str | None:
+    """Why ``backend`` cannot run here (with the install command), or None if it can."""
+    if backend in ("ref", "torch"):
+        return None
+    if backend == "keops":
+        return _keops_reason()
+    if backend == "cuda":
+        return _cuda_reason()
+    raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {backend!r}")
+
+
+def available_backends() -> dict[str, bool]:
+    """Which backends are importable and usable here. Nothing is compiled and no GPU is queried
+    to find out (``cuda`` asks ``ssm.kernels.cuda.is_available()``, which is cheap by contract)."""
+    return {name: unavailable_reason(name) is None for name in BACKENDS}
+
+
+def _keops_has_gpu() -> bool:
+    # Only reached for CUDA tensors, so importing pykeops here does not slow down CPU users.
+    import pykeops
+
+    return bool(pykeops.config.gpu_available)
+
+
+def _log_once(op: str, device: torch.device, dtype: torch.dtype, choice: str, why: str) -> None:
+    key = (op, device.type, str(dtype), choice)
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        logger.info("%s on %s %s: backend=auto chose %r (%s)", op, device.type, dtype, choice, why)
+
+
+def _auto(op: str, device: torch.device, dtype: torch.dtype, work: int) -> tuple[str, str]:
+    keops_ok = _keops_reason() is None
+    if device.type == "cuda":
+        if _cuda_reason() is None:
+            return "cuda", "compiled CUDA kernels"
+        if keops_ok and _keops_has_gpu():
+            return "keops", "CUDA extension unavailable; KeOps on the GPU"
+        return "torch", "neither the CUDA extension nor GPU KeOps is usable"
+    if device.type != "cpu":
+        return "torch", f"only the torch backend supports device type {device.type!r}"
+    if op not in _KEOPS_CPU_OPS:
+        return "torch", "blocked torch path is the fastest CPU path for this op"
+    if not keops_ok:
+        return "torch", "pykeops unavailable"
+    if work < KEOPS_MIN_WORK:
+        return "torch", f"small problem ({work} < KEOPS_MIN_WORK={KEOPS_MIN_WORK} pole-position pairs)"
+    return "keops", f"{work} pole-position pairs >= KEOPS_MIN_WORK={KEOPS_MIN_WORK}"
+
+
+def resolve_backend(backend: str, op: str, ref_tensor: Tensor, work: int) -> str:
+    """Return the concrete backend to run ``op`` with.
+
+    Args:
+        backend: "auto" or one of ``BACKENDS``.
+        op: kernel name, for messages and the one-time log line.
+        ref_tensor: a (validated) input; its device and dtype steer the choice.
+        work: number of (pole, position) pairs the call evaluates (batch * N * L).
+    """
+    if backend == "auto":
+        choice, why = _auto(op, ref_tensor.device, ref_tensor.dtype, work)
+        _log_once(op, ref_tensor.device, ref_tensor.dtype, choice, why)
+        return choice
+    if backend not in BACKENDS:
+        raise ValueError(f"{op}: backend must be one of {('auto',) + BACKENDS}, got {backend!r}")
+    reason = unavailable_reason(backend)
+    if reason is not None:
+        raise BackendUnavailableError(f"{op}: backend {backend!r} is not available: {reason}")
+    if backend == "cuda" and ref_tensor.device.type != "cuda":
+        raise ValueError(
+            f"{op}: backend 'cuda' needs CUDA tensors, got tensors on {ref_tensor.device}; "
+            "move them with .cuda() or use backend='auto'"
+        )
+    if backend == "keops":
+        if ref_tensor.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{op}: backend 'keops' runs on cpu or cuda tensors, got {ref_tensor.device}")
+        if ref_tensor.device.type == "cuda" and not _keops_has_gpu():
+            raise BackendUnavailableError(
+                f"{op}: backend 'keops' got CUDA tensors but this pykeops cannot use the GPU (it found no "
+                "CUDA toolkit/nvrtc at import); install the CUDA toolkit, then reinstall with: "
+                + KEOPS_INSTALL
+            )
+    return backend
+
+
+def cuda_module():
+    """The ``ssm.kernels.cuda`` module (call only after ``resolve_backend`` returned "cuda")."""
+    module, reason = _cuda_module()
+    if module is None:
+        raise BackendUnavailableError(f"backend 'cuda' is not available: {reason}")
+    return module
+
+
+# --------------------------------------------------------------------------------------------------
+# Input validation and helpers shared by cauchy.py and vandermonde.py
+
+_REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+def check_complex(op: str, name: str, t: object, dtype: torch.dtype | None = None) -> Tensor:
+    """``t`` must be a complex64/complex128 tensor (of ``dtype`` when given)."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in _REAL_OF:
+        raise TypeError(f"{op}: {name} must be complex64 or complex128, got {t.dtype}")
+    if dtype is not None and t.dtype != dtype:
+        raise TypeError(f"{op}: {name} must have the same dtype as v ({dtype}), got {t.dtype}")
+    if t.dim() == 0:
+        raise ValueError(f"{op}: {name} must have at least one dimension, got a scalar")
+    return t
+
+
+def check_length(op: str, L: object) -> int:
+    """``L`` must be a Python (or numpy) integer >= 1."""
+    if isinstance(L, bool) or not isinstance(L, numbers.Integral):
+        raise TypeError(f"{op}: L must be an int >= 1, got {type(L).__name__} ({L!r})")
+    if L < 1:
+        raise ValueError(f"{op}: L must be >= 1, got {L}")
+    return int(L)
+
+
+def check_same_device(op: str, **tensors: Tensor) -> None:
+    devices = {name: t.device for name, t in tensors.items()}
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"{op}: all inputs must be on one device, got {devices}")
+
+
+def batch_shape(op: str, **tensors: Tensor) -> torch.Size:
+    """Broadcast of the leading (all but last) dims of the given tensors, with a clear error."""
+    try:
+        return torch.broadcast_shapes(*(t.shape[:-1] for t in tensors.values()))
+    except RuntimeError:
+        shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+        raise ValueError(f"{op}: leading (batch) dims of {shapes} do not broadcast") from None
+
+
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return _REAL_OF[dtype]
+
+
+def sum_to(grad: Tensor | None, shape: torch.Size) -> Tensor | None:
+    """Reduce a gradient computed on a broadcast shape back to an input's ``shape``."""
+    if grad is None or grad.shape == shape:
+        return grad
+    extra = grad.dim() - len(shape)
+    grad = grad.sum(dim=tuple(range(extra))) if extra > 0 else grad
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+def chunk_length(rows: int, L: int, budget: int = 1 << 18) -> int:
+    """Positions per chunk so that a (rows, chunk) temporary holds about ``budget`` elements."""
+    return max(1, min(L, budget // max(rows, 1)))
+
+
+_GENRED_CACHE: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def keops_sum(formula: str, aliases: list[str], *args: Tensor) -> Tensor:
+    """Run the KeOps reduction ``sum_j formula(i, j)`` (axis=1) on (B, rows, dim) real tensors.
+
+    The backend follows the tensors' device: "CPU" for CPU tensors, "GPU" for CUDA ones (never the
+    GPU backend for CPU tensors). Callers flatten batch dims to exactly one, so each formula is
+    compiled once per dtype; pykeops caches the build on disk across processes.
+    """
+    from pykeops.torch import Genred  # lazy: importing ssm.kernels must not import pykeops
+
+    key = (formula, tuple(aliases))
+    if key not in _GENRED_CACHE:
+        _GENRED_CACHE[key] = Genred(formula, aliases, reduction_op="Sum", axis=1)
+    device = args[0].device
+    if device.type == "cuda":
+        return _GENRED_CACHE[key](*args, backend="GPU", device_id=device.index or 0)
+    return _GENRED_CACHE[key](*args, backend="CPU")
+
+
+def as_pairs(t: Tensor) -> Tensor:
+    """Complex (...,) -> contiguous real (..., 2) (re, im) pairs, the layout KeOps' Complex ops use."""
+    return torch.view_as_real(t.resolve_conj().contiguous())
+
+
+def from_pairs(t: Tensor) -> Tensor:
+    return torch.view_as_complex(t.contiguous())

@@ -1,0 +1,62 @@
+"""Shared test configuration: the per-dtype tolerance table and fixtures used across tests/.
+
+Accuracy rule: against a complex128 (or float64) reference,
+    err(fast at working precision) <= 2 * err(ref at working precision) + TOL[dtype] * scale,
+with errors as max-abs differences and ``scale = max(1, max |reference|)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+# Absolute floor of the accuracy rule, relative to max(1, max |reference|).
+TOL: dict[torch.dtype, float] = {
+    torch.complex64: 1e-5,
+    torch.float32: 1e-5,
+    torch.complex128: 1e-12,
+    torch.float64: 1e-12,
+}
+
+
+@pytest.fixture
+def tol() -> dict[torch.dtype, float]:
+    """The per-dtype tolerance table (absolute floor of the accuracy rule)."""
+    return TOL
+
+
+def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.to(b.dtype) - b).abs().max().item() if a.numel() else 0.0
+
+
+@pytest.fixture
+def check_accuracy() -> Callable[..., None]:
+    """``check(fast, ref_wp, exact, dtype, what)``: assert the accuracy rule, errors in the message."""
+
+    def check(fast: torch.Tensor, ref_wp: torch.Tensor, exact: torch.Tensor, dtype: torch.dtype,
+              what: str = "") -> None:
+        assert fast.shape == exact.shape, f"{what}: shape {tuple(fast.shape)} != {tuple(exact.shape)}"
+        e_fast, e_ref = max_err(fast, exact), max_err(ref_wp, exact)
+        scale = max(1.0, exact.abs().max().item()) if exact.numel() else 1.0
+        bound = 2 * e_ref + TOL[dtype] * scale
+        assert e_fast <= bound, f"{what}: err={e_fast:.3e} > 2*err_ref({e_ref:.3e}) + floor => {bound:.3e}"
+
+    return check
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    """A seeded CPU generator: tests draw their random inputs from it."""
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def keops_required() -> None:
+    """Skip, with the reason and the install command, where the KeOps backend cannot run."""
+    from ssm.kernels.backend import unavailable_reason
+
+    reason = unavailable_reason("keops")
+    if reason is not None:
+        pytest.skip(f"KeOps backend unavailable: {reason}")
