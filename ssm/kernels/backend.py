@@ -13,6 +13,7 @@ Vandermonde kernel).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -59,6 +60,7 @@ class BackendUnavailableError(RuntimeError):
     """A kernel backend was requested by name but cannot run here; the message says how to get it."""
 
 
+@functools.lru_cache(maxsize=None)  # asked on every kernel call: look once per process
 def _keops_reason() -> str | None:
     if importlib.util.find_spec("pykeops") is None:
         return f"pykeops is not installed; install it with: {KEOPS_INSTALL}"

@@ -38,7 +38,14 @@ def test_unknown_backend_lists_the_valid_ones():
         K.vandermonde(v, v, 4, backend="fast")
 
 
-def test_missing_keops_says_how_to_install(monkeypatch):
+@pytest.fixture
+def fresh_keops_check():
+    B._keops_reason.cache_clear()
+    yield
+    B._keops_reason.cache_clear()
+
+
+def test_missing_keops_says_how_to_install(monkeypatch, fresh_keops_check):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(B.importlib.util, "find_spec",
                         lambda name, *a: None if name == "pykeops" else real_find_spec(name, *a))
