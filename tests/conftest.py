@@ -60,3 +60,13 @@ def keops_required() -> None:
     reason = unavailable_reason("keops")
     if reason is not None:
         pytest.skip(f"KeOps backend unavailable: {reason}")
+
+
+@pytest.fixture
+def one_thread_seed0():
+    """One torch thread (tiny tensors: no thread start-up cost on a busy machine) and seed 0."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)

@@ -3,7 +3,6 @@ sizes, both dtypes, batch dims 0/1/2, gradcheck, and the conjugate-pair identity
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -11,14 +10,7 @@ import torch
 
 from ssm.kernels import cauchy, cauchy_ref
 
-L_SIZES = (1, 3, 17, 1000, 4097)
-N_SIZES = (2, 64, 256)
-BATCHES = {0: (), 1: (3,), 2: (2, 2)}
-DTYPES = (torch.complex64, torch.complex128)
-# Full L x N grid; the number of batch dims cycles so that each count meets every L and every N.
-SWEEP = [(L, N, (i + j) % 3) for (i, L), (j, N) in itertools.product(enumerate(L_SIZES), enumerate(N_SIZES))]
-# KeOps: a covering subset (every L, N and batch count once); each formula compiles once per dtype.
-KEOPS_CASES = [(1, 2, 0), (3, 256, 1), (17, 64, 2), (1000, 2, 1), (4097, 256, 2)]
+from kernel_sizes import BATCHES, DTYPES, KEOPS_CASES, L_SIZES, N_SIZES, SWEEP
 
 
 def make_inputs(batch: tuple[int, ...], N: int, L: int, gen: torch.Generator):

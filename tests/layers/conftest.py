@@ -1,14 +1,8 @@
 """Fixtures of the layer tests."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
-    # The layer tests use tiny tensors: one thread avoids thread start-up costs on busy machines.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
+def _seed_and_threads(one_thread_seed0):
     yield
-    torch.set_num_threads(threads)
