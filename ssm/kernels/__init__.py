@@ -7,6 +7,7 @@ Importing this package compiles nothing, imports no pykeops and queries no GPU.
 
 from ssm.kernels.backend import BACKENDS, Backend, BackendUnavailableError, available_backends
 from ssm.kernels.cauchy import cauchy, cauchy_keops, cauchy_ref, cauchy_torch
+from ssm.kernels.shared_poles import cauchy_pairs
 from ssm.kernels.vandermonde import (
     vandermonde,
     vandermonde_keops,
@@ -25,6 +26,7 @@ __all__ = [
     "available_backends",
     "cauchy",
     "cauchy_keops",
+    "cauchy_pairs",
     "cauchy_ref",
     "cauchy_torch",
     "vandermonde",

@@ -8,8 +8,10 @@ of unity ``omega_k = exp(-2 pi i k / L)`` (Sec. 3.3, Lemma C.3):
     sum_{l<L} K[l] omega^l = C~ (I - omega Ad)^{-1} Bd = 2/(1+omega) * C~ (z - A)^{-1} B,
     z = (2/dt) (1 - omega)/(1 + omega),   C~ = C (I - Ad^L),
 
-with ``(z - A)^{-1}`` expanded by the Woodbury identity into four Cauchy sums
-(:func:`ssm.kernels.cauchy`). ``C`` (the parameter) is the true output vector, and ``C~`` is built for
+with ``(z - A)^{-1}`` expanded by the Woodbury identity into four Cauchy sums over the same
+poles and points, evaluated together (:func:`ssm.kernels.cauchy_pairs` on CPU: each conjugate pair is one
+real-coefficient fraction, so the (H, N/2, L/2) reciprocal grid is formed once for all sums;
+:func:`ssm.kernels.cauchy` on other devices). ``C`` (the parameter) is the true output vector, and ``C~`` is built for
 the requested L on every call (``Ad^L`` by repeated squaring of the dense bilinear ``Ad``), so
 ``conv_kernel(L)`` is exactly the length-L kernel for any L and the state_dict does not depend on L.
 At ``omega = -1`` (even L) z is infinite; there the singularity-free form
@@ -18,7 +20,8 @@ At ``omega = -1`` (even L) z is infinite; there the singularity-free form
 
 Recurrent mode works in real coordinates ``[Re x; Im x]`` of the stored half (N real numbers, a
 well-conditioned basis), where ``A_r = blockdiag(Lambda) - 2 sum_r p_r p_r^T`` with
-``p_r = [Re P_r; Im P_r]``; ``Ad, Bd = ssm.discretize.bilinear(dt, A_r, B_r)`` (dense path).
+``p_r = [Re P_r; Im P_r]``; ``Ad, Bd`` are the bilinear discretization of ``(A_r, B_r)``, with the
+inverse of ``I - dt A_r / 2`` from the Woodbury identity (equal to ``ssm.discretize.bilinear``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch import Tensor
 
 from .. import discretize, kernels
+from ..kernels.shared_poles import cauchy_pairs
 from ..init import nplr
 from .base import check_choice, reverse_within_lengths
 from .fftconv import ConvSSMLayer
@@ -56,6 +60,16 @@ def _cols_krylov(b: Tensor, A: Tensor, T: int) -> Tensor:
         K = torch.cat([K, torch.einsum("hnm,him->hin", P, K)], dim=-2)
         P = P @ P
     return K[..., :T, :]
+
+
+def _cauchy_sums(v: Tensor, s: Tensor, w: Tensor) -> Tensor:
+    """S4's Cauchy sums at ``z = i s`` (conjugate pairs included): (..., H, M) -> (..., H, F).
+
+    On CPU :func:`ssm.kernels.cauchy_pairs` (reciprocals shared by all the sums, half the poles); elsewhere
+    :func:`ssm.kernels.cauchy` with ``backend="auto"`` (compiled CUDA or KeOps kernels)."""
+    if s.device.type == "cpu":
+        return cauchy_pairs(v, s, w)
+    return kernels.cauchy(v, torch.complex(torch.zeros_like(s), s), w, conj=True)
 
 
 def _apply_power(A: Tensor, x: Tensor, n: Tensor) -> Tensor:
@@ -118,15 +132,42 @@ class S4(ConvSSMLayer):
 
     # ---------------------------------------------------------------------------- real coordinates
     def _dense(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(Ad (H, N, N), Bd (H, N), C_r (channels * n_dir, H, N)) in coordinates [Re x; Im x]."""
+        """(Ad (H, N, N), Bd (H, N), C_r (channels * n_dir, H, N)) in coordinates [Re x; Im x].
+
+        Bilinear ``Ad = (I - dt A/2)^{-1} (I + dt A/2) = 2 M^{-1} - I``, ``Bd = dt M^{-1} B`` with
+        ``M = I - dt A/2 = D + dt U U^T``, ``D`` the diagonal part (complex ``1 - dt Lambda/2``) and
+        ``U = p^T``; ``M^{-1}`` by the Woodbury identity (an r x r capacitance per channel), which
+        equals ``ssm.discretize.bilinear`` on the dense A (tested) without a batched LU solve.
+        """
         Lam, P = self.state_matrix()
-        re, im = torch.diag_embed(Lam.real), torch.diag_embed(Lam.imag)
-        A = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)  # (H, N, N)
+        dt = self.timestep()
+        q = 1 / (1 - (dt / 2).unsqueeze(-1) * Lam)  # D^{-1} as complex multiplication, (H, M)
         p = torch.cat([P.real, P.imag], -1)  # (rank, H, N): P's term is 2 Re(P^H x) = 2 p . x_r
-        A = A - 2 * torch.einsum("rhn,rhm->hnm", p, p)
+
+        def mul(c: Tensor, x: Tensor) -> Tensor:  # complex c times [Re; Im] x in real coordinates
+            M = c.shape[-1]
+            xr, xi = x[..., :M], x[..., M:]
+            return torch.cat([c.real * xr - c.imag * xi, c.imag * xr + c.real * xi], -1)
+
+        DU, UtD = mul(q, p), mul(q.conj(), p)  # D^{-1} U and (U^T D^{-1})^T: (rank, H, N)
+        rank = p.shape[0]
+        cap = torch.einsum("ihn,jhn->hij", p, DU)  # U^T D^{-1} U: (H, r, r)
+        cap = cap + torch.diag_embed((1 / dt).unsqueeze(-1).expand(-1, rank))
+        if rank == 1:
+            cinv = 1 / cap
+        elif rank == 2:
+            a, b, c, d = cap[:, 0, 0], cap[:, 0, 1], cap[:, 1, 0], cap[:, 1, 1]
+            cinv = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+            cinv = cinv / (a * d - b * c).view(-1, 1, 1)
+        else:
+            cinv = torch.linalg.inv(cap)
+        re, im = torch.diag_embed(q.real), torch.diag_embed(q.imag)
+        Dinv = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)  # (H, N, N)
+        Minv = Dinv - torch.einsum("ihn,hij,jhm->hnm", DU, cinv, UtD)
+        eye = torch.eye(Minv.shape[-1], dtype=Minv.dtype, device=Minv.device)
         B = torch.view_as_complex(self.B)
-        Ad, Bd = discretize.bilinear(self.timestep(), A, torch.cat([B.real, B.imag], -1),
-                                     check=False, diagonal=False)
+        Ad = 2 * Minv - eye
+        Bd = dt.unsqueeze(-1) * torch.einsum("hnm,hm->hn", Minv, torch.cat([B.real, B.imag], -1))
         C = torch.view_as_complex(self.C)
         return Ad, Bd, 2 * torch.cat([C.real, -C.imag], -1)  # y = 2 Re(C x) = C_r . x_r
 
@@ -149,18 +190,27 @@ class S4(ConvSSMLayer):
         n_pts = L // 2 + 1
         finite = n_pts - 1 if L % 2 == 0 else n_pts  # omega = -1 (k = L/2) handled in closed form
         k = torch.arange(finite, dtype=torch.float64, device=Ct.device)
-        g = torch.complex(torch.zeros_like(k), torch.tan(math.pi * k / L)).to(cdtype)  # (1-w)/(1+w)
+        g = torch.tan(math.pi * k / L).to(Ct.real.dtype)  # (1-w)/(1+w) = i g
         omega = torch.polar(torch.ones_like(k), -2 * math.pi * k / L).to(cdtype)
         # 1/(z - Lambda) = (dt/2) / (g - dt Lambda / 2): one z grid shared by all channels.
         left = torch.cat([Ct, P.conj()], 0)  # (c + r, H, M)
         right = torch.cat([B.unsqueeze(0), P], 0)  # (1 + r, H, M)
         v = left.unsqueeze(1) * right.unsqueeze(0) * (dt / 2)  # (c + r, 1 + r, H, M)
-        r = kernels.cauchy(v, g, dt * Lam / 2, conj=True)  # (c + r, 1 + r, H, F)
+        r = _cauchy_sums(v, g, dt * Lam / 2)  # (c + r, 1 + r, H, F)
         c = Ct.shape[0]
-        k00, k01, k10, k11 = r[:c, 0], r[:c, 1:], r[c:, 0], r[c:, 1:]
+        # split, not slicing: its backward concatenates instead of zero-filling r-sized gradients
+        top, bottom = r.split([c, r.shape[0] - c])
+        k00, k01 = top.split([1, top.shape[1] - 1], 1)
+        k10, k11 = bottom.split([1, bottom.shape[1] - 1], 1)
+        k00, k10 = k00.squeeze(1), k10.squeeze(1)
         rank = P.shape[0]
         if rank == 1:
             khat = k00 - k01[:, 0] * k10[0] / (1 + k11[0, 0])
+        elif rank == 2:  # (I + k11)^{-1} k10 by the explicit 2 x 2 inverse
+            a, b, c_, d = 1 + k11[0, 0], k11[0, 1], k11[1, 0], 1 + k11[1, 1]
+            det = a * d - b * c_
+            sol0, sol1 = (d * k10[0] - b * k10[1]) / det, (a * k10[1] - c_ * k10[0]) / det
+            khat = k00 - k01[:, 0] * sol0 - k01[:, 1] * sol1
         else:  # (I + k11)^{-1} k10 for each (h, frequency)
             eye = torch.eye(rank, dtype=cdtype, device=Ct.device)
             sol = torch.linalg.solve(eye + k11.permute(2, 3, 0, 1), k10.permute(1, 2, 0).unsqueeze(-1))

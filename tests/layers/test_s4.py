@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import ssm
+import ssm.layers.s4 as s4_module
 from layer_cases import perturb_, rel_err
 
 
@@ -95,3 +96,41 @@ def test_options_and_errors():
     layer = ssm.S4(4, 8, init="legt")
     assert layer.P.shape[0] == 2  # rank-2 correction
     assert (layer.state_matrix()[0].real < 0).all()
+
+
+# ------------------------------------------------------------------ fast pieces against references
+@pytest.mark.parametrize("init", ["legs", "legt"])  # rank 1 and rank 2
+def test_woodbury_bilinear_matches_dense_solve(init):
+    layer = perturb_(ssm.S4(3, 10, init=init).double(), 0.1)
+    Ad, Bd, _ = layer._dense()
+    Lam, P = layer.state_matrix()
+    re, im = torch.diag_embed(Lam.real), torch.diag_embed(Lam.imag)
+    A = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)
+    p = torch.cat([P.real, P.imag], -1)
+    A = A - 2 * torch.einsum("rhn,rhm->hnm", p, p)
+    B = torch.view_as_complex(layer.B)
+    Ad_ref, Bd_ref = ssm.discretize.bilinear(layer.timestep(), A, torch.cat([B.real, B.imag], -1),
+                                             diagonal=False)
+    assert rel_err(Ad, Ad_ref) < 1e-13
+    assert rel_err(Bd, Bd_ref) < 1e-13
+
+
+def test_generic_cauchy_path_gives_the_same_kernel(monkeypatch):
+    """The non-CPU branch (ssm.kernels.cauchy) and the CPU branch give the same kernel."""
+    layer = perturb_(ssm.S4(3, 8, init="legt", channels=2).double(), 0.1)
+    K = layer.conv_kernel(37)
+
+    def generic(v, s, w):
+        return ssm.kernels.cauchy(v, torch.complex(torch.zeros_like(s), s), w, conj=True, backend="torch")
+
+    monkeypatch.setattr(s4_module, "_cauchy_sums", generic)
+    assert rel_err(layer.conv_kernel(37), K) < 1e-12
+
+
+@pytest.mark.parametrize("rank", [2, 3])  # explicit 2 x 2 inverse and the general solve
+def test_kernel_with_higher_rank_correction(rank):
+    layer = perturb_(ssm.S4(2, 8).double(), 0.1)
+    g = torch.Generator().manual_seed(rank)
+    layer.P = torch.nn.Parameter(0.5 * torch.randn(rank, 2, 4, 2, dtype=torch.float64, generator=g))
+    for L in (7, 16):
+        assert rel_err(layer.conv_kernel(L), naive_kernel(layer, L)) < 1e-9
