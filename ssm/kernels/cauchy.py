@@ -207,10 +207,12 @@ def cauchy(v: Tensor, z: Tensor, w: Tensor, conj: bool = False, backend: Backend
     batch = batch_shape(op, v=v, w=w)
     n_poles = v.shape[-1] * (2 if conj else 1)
     name = resolve_backend(backend, op, v, batch.numel() * n_poles * z.shape[0])
-    if name == "ref":
-        return cauchy_ref(v, z, w, conj)
-    if name == "torch":
-        return cauchy_torch(v, z, w, conj)
-    if name == "keops":
-        return cauchy_keops(v, z, w, conj)
-    return cuda_module().cauchy_cuda(v, z, w, conj)
+    return _IMPLS[name](v, z, w, conj)
+
+
+_IMPLS = {
+    "ref": cauchy_ref,
+    "torch": cauchy_torch,
+    "keops": cauchy_keops,
+    "cuda": lambda *args: cuda_module().cauchy_cuda(*args),  # imported only when chosen
+}

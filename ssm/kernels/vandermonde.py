@@ -332,13 +332,7 @@ def vandermonde(v: Tensor, x: Tensor, L: int, conj: bool = False, backend: Backe
     check_same_device(op, v=v, x=x)
     batch = batch_shape(op, v=v, x=x)
     name = resolve_backend(backend, op, v, batch.numel() * v.shape[-1] * L)
-    if name == "ref":
-        return vandermonde_ref(v, x, L, conj)
-    if name == "torch":
-        return vandermonde_torch(v, x, L, conj)
-    if name == "keops":
-        return vandermonde_keops(v, x, L, conj)
-    return cuda_module().vandermonde_cuda(v, x, L, conj)
+    return _IMPLS[name](v, x, L, conj)
 
 
 def vandermonde_transpose(u: Tensor, v: Tensor, x: Tensor, L: int, backend: Backend = "auto") -> Tensor:
@@ -366,10 +360,18 @@ def vandermonde_transpose(u: Tensor, v: Tensor, x: Tensor, L: int, backend: Back
     check_same_device(op, u=u, v=v, x=x)
     batch = batch_shape(op, u=u, v=v, x=x)
     name = resolve_backend(backend, op, v, batch.numel() * v.shape[-1] * L)
-    if name == "ref":
-        return vandermonde_transpose_ref(u, v, x, L)
-    if name == "torch":
-        return vandermonde_transpose_torch(u, v, x, L)
-    if name == "keops":
-        return vandermonde_transpose_keops(u, v, x, L)
-    return cuda_module().vandermonde_transpose_cuda(u, v, x, L)
+    return _TRANSPOSE_IMPLS[name](u, v, x, L)
+
+
+_IMPLS = {
+    "ref": vandermonde_ref,
+    "torch": vandermonde_torch,
+    "keops": vandermonde_keops,
+    "cuda": lambda *args: cuda_module().vandermonde_cuda(*args),  # imported only when chosen
+}
+_TRANSPOSE_IMPLS = {
+    "ref": vandermonde_transpose_ref,
+    "torch": vandermonde_transpose_torch,
+    "keops": vandermonde_transpose_keops,
+    "cuda": lambda *args: cuda_module().vandermonde_transpose_cuda(*args),
+}
