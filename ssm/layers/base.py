@@ -119,6 +119,34 @@ class SSMLayer(nn.Module):
         self.bidirectional = bool(bidirectional)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self._ssm_param_names: dict[str, str] = {}
+        self._cache: dict = {}
+
+    # -------------------------------------------------------------------------------------- caching
+    def _param_key(self) -> tuple:
+        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.parameters(recurse=False))
+
+    def cached(self, name: str, L: int, fn):
+        """fn() or its cached value; recomputed whenever gradients are recorded or parameters changed.
+
+        While gradients are recorded (training) ``fn`` runs on every call. Otherwise the value is
+        cached, keyed on ``(name, L)`` and on every parameter's ``_version`` counter, storage, dtype
+        and device, so an optimizer step, ``load_state_dict`` or ``.to()`` invalidates it. The cache
+        is a plain attribute, never part of the state_dict.
+        """
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters(recurse=False)):
+            self._cache.clear()
+            return fn()
+        key = (name, L, self._param_key())
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = fn()
+        self._cache[name] = (key, value)
+        return value
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
 
     # ----------------------------------------------------------------------------------- parameters
     def register_ssm_param(self, name: str, value: Tensor, group: str = "ssm") -> nn.Parameter:

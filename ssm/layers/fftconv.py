@@ -129,10 +129,8 @@ class ConvSSMLayer(SSMLayer):
     ``_final_state(u, state, lengths) -> state`` and
     ``_step_core(u_t, state) -> (y (B, channels, H), state)``.
 
-    Kernels and step set-ups are recomputed on every call while gradients are recorded (training);
-    without gradients they are cached, keyed on L and on every parameter's ``_version`` counter and
-    storage, so an optimizer step or ``load_state_dict`` (both write in place) invalidates them.
-    The cache is a plain attribute, never part of the state_dict.
+    Kernels and step set-ups go through :meth:`SSMLayer.cached` (recomputed while gradients are
+    recorded, cached and never stale otherwise).
     """
 
     def __init__(self, d_model: int, *, channels: int = 1, transposed: bool = False, dropout: float = 0.0,
@@ -145,28 +143,6 @@ class ConvSSMLayer(SSMLayer):
         self.D = nn.Parameter(torch.randn(channels, d_model))
         # channels > 1: outputs (B, channels * H, L) are mixed back to H features.
         self.mix = nn.Linear(channels * d_model, d_model) if channels > 1 else None
-        self._cache: dict = {}
-
-    # ------------------------------------------------------------------------------------- caching
-    def _param_key(self) -> tuple:
-        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.parameters(recurse=False))
-
-    def cached(self, name: str, L: int, fn):
-        """fn() or its cached value; recomputed whenever gradients are recorded or parameters changed."""
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters(recurse=False)):
-            self._cache.clear()
-            return fn()
-        key = (name, L, self._param_key())
-        hit = self._cache.get(name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        value = fn()
-        self._cache[name] = (key, value)
-        return value
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._cache.clear()
-        super()._load_from_state_dict(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------- kernels
     def conv_kernel(self, L: int) -> Tensor:

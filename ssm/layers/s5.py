@@ -246,20 +246,8 @@ class S5(SSMLayer):
         return torch.where((lengths > 0).unsqueeze(-1), last, start).contiguous()
 
     def _step_setup(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(Lambda_bar, W_in (P, H), W_out (P, H)) for step mode.
-
-        Without autograd the set-up is cached and keyed on every parameter's storage and version
-        counter, which optimizer steps, ``load_state_dict`` and ``.to()`` all change, so it is never
-        stale; with autograd it is rebuilt on every call (gradients must reach the parameters).
-        """
-        if torch.is_grad_enabled():
-            return self._build_step()
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
-        cache = getattr(self, "_step_cache", None)
-        if cache is None or cache[0] != key:
-            cache = (key, self._build_step())
-            self._step_cache = cache
-        return cache[1]
+        """(Lambda_bar, W_in (P, H), W_out (P, H)) for step mode, through :meth:`SSMLayer.cached`."""
+        return self.cached("step", 0, self._build_step)
 
     def _build_step(self) -> tuple[Tensor, Tensor, Tensor]:
         Lambda_bar, B_bar = self.discrete()
