@@ -19,7 +19,9 @@ import argparse
 import csv
 import json
 import math
+import subprocess
 import sys
+import traceback
 from dataclasses import asdict, dataclass
 
 import torch
@@ -37,8 +39,11 @@ DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 #     scale (3), accumulate (2) = 16          -> 32;  bwd: g conj(r) and g conj(r)^2 (+ r) -> 2 x 32
 #   vandermonde conj fwd: a l, b l (2), exp/cos/sin (3), e cos, e sin (2), Re(v e) (3), acc (1) = 11
 #     bwd (analysis s, t): powers (7) + two complex MACs with a real g (2 x 4) + l g (1)         = 16
-#   transpose fwd (analysis s, t with real u): 16;  bwd (real synthesis for grad u): 11
-FLOPS = {"cauchy": (32, 64), "vandermonde": (11, 16), "vandermonde_transpose": (16, 11)}
+#   transpose fwd (analysis s with a real u): powers (7) + one complex MAC with a real u (4)       = 11
+#     bwd: analysis s, t for grad v, x (16, as above) + real synthesis for grad u (11)           = 27
+# Gradients are taken w.r.t. every input the layers train or feed (cauchy: v and w, not the fixed
+# points z; vandermonde: v, x; transpose: u, v, x), and the flop counts above cover exactly those.
+FLOPS = {"cauchy": (32, 64), "vandermonde": (11, 16), "vandermonde_transpose": (11, 27)}
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Result:
     peak_mb: float | None
     gflops: float | None
     rel_err: float | None
+    peak_frac: float | None = None  # GFLOP/s as a fraction of the device's FP32 peak (CUDA only)
     note: str = ""
 
 
@@ -124,7 +130,8 @@ def run(cfg: Config, backend: str, device: torch.device, ref_max_gb: float, min_
         res.note = f"skipped: ref would need ~{ref_bytes / 2**30:.0f} GB (--ref-max-gb {ref_max_gb})"
         return res
     res.rel_err = _rel_err(cfg, backend, device)
-    inputs = [a.requires_grad_() for a in args]
+    inputs = [a if (cfg.op == "cauchy" and i == 1) else a.requires_grad_() for i, a in enumerate(args)]
+    wrt = [a for a in inputs if a.requires_grad]
     grad_out = torch.randn_like(call(cfg.op, inputs, cfg.L, backend))
 
     def fwd():
@@ -133,7 +140,7 @@ def run(cfg: Config, backend: str, device: torch.device, ref_max_gb: float, min_
 
     def fwdbwd():
         out = call(cfg.op, inputs, cfg.L, backend)
-        return torch.autograd.grad(out, inputs, grad_out)
+        return torch.autograd.grad(out, wrt, grad_out)
 
     fwd_s, both_s = median_seconds(fwd, min_time), median_seconds(fwdbwd, min_time)
     res.fwd_ms, res.fwdbwd_ms = 1e3 * fwd_s, 1e3 * both_s
@@ -144,6 +151,31 @@ def run(cfg: Config, backend: str, device: torch.device, ref_max_gb: float, min_
     return res
 
 
+# FP32 lanes per multiprocessor (non-tensor-core FMA units) by compute capability major.minor.
+_FP32_LANES = {(7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128, (9, 0): 128,
+               (10, 0): 128, (12, 0): 128}
+
+
+def fp32_peak_gflops(device: torch.device) -> tuple[float | None, str]:
+    """The device's FP32 (non-tensor) peak, 2 flops per FMA: SMs x lanes x 2 x max SM clock."""
+    if device.type != "cuda":
+        return None, "no FP32 peak on the CPU"
+    prop = torch.cuda.get_device_properties(device)
+    lanes = _FP32_LANES.get((prop.major, prop.minor))
+    if lanes is None:
+        return None, f"unknown FP32 lanes per SM for compute capability {prop.major}.{prop.minor}"
+    try:
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        out = subprocess.run(["nvidia-smi", "-i", str(idx), "--query-gpu=clocks.max.sm",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, check=True)
+        mhz = float(out.stdout.strip().splitlines()[0])
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError) as err:
+        return None, f"max SM clock unknown (nvidia-smi: {err})"
+    peak = prop.multi_processor_count * lanes * 2 * mhz / 1e3
+    return peak, (f"{prop.name}: {prop.multi_processor_count} SMs x {lanes} FP32 lanes x 2 x {mhz:.0f} MHz "
+                  f"= {peak / 1e3:.1f} TFLOP/s")
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return format("n/a", ">" + spec.split(".")[0]) if x is None else format(x, spec)
 
@@ -151,13 +183,14 @@ def _fmt(x: float | None, spec: str) -> str:
 def print_table(results: list[Result]) -> None:
     ref_time = {(r.op, r.L): r.fwdbwd_ms for r in results if r.backend == "ref"}
     head = f"{'op':22} {'L':>6} {'backend':12} {'fwd ms':>9} {'fwd+bwd ms':>11} {'speedup':>8} "
-    print(head + f"{'peak MB':>9} {'GFLOP/s':>8} {'rel err':>9}  note")
+    print(head + f"{'peak MB':>9} {'GFLOP/s':>8} {'% FP32':>7} {'rel err':>9}  note")
     for r in results:
         base = ref_time.get((r.op, r.L))
         speed = None if base is None or r.fwdbwd_ms is None else base / r.fwdbwd_ms
         name = r.backend if r.backend != "auto" else f"auto={r.chosen}"
         print(f"{r.op:22} {r.L:>6} {name:12} {_fmt(r.fwd_ms, '9.1f')} {_fmt(r.fwdbwd_ms, '11.1f')} "
               f"{_fmt(speed, '8.1f')} {_fmt(r.peak_mb, '9.1f')} {_fmt(r.gflops, '8.2f')} "
+              f"{_fmt(None if r.peak_frac is None else 100 * r.peak_frac, '7.1f')} "
               f"{_fmt(r.rel_err, '9.1e')}  {r.note}")
 
 
@@ -181,18 +214,31 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+    peak, peak_note = fp32_peak_gflops(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"torch {torch.__version__}, device {device} ({where}), threads {torch.get_num_threads()}, "
           f"dtype {args.dtype}, backends here: {available_backends()}")
+    if device.type == "cuda":
+        print(f"FP32 peak: {peak_note}")
     results = []
     for cfg in get_configs(args):
         for b in args.backends:
-            results.append(run(cfg, b, device, args.ref_max_gb, args.min_time))
+            try:
+                res = run(cfg, b, device, args.ref_max_gb, args.min_time)
+            except Exception as err:  # reported in the table and on stderr; the other backends still run
+                traceback.print_exc()
+                res = Result(cfg.op, b, cfg.L, b, None, None, None, None, None,
+                             note=f"error: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
+            if peak is not None and res.gflops is not None:
+                res.peak_frac = res.gflops / peak
+            results.append(res)
             print(f"# done {cfg.op} L={cfg.L} {b}", file=sys.stderr, flush=True)
     print_table(results)
     rows = [asdict(r) for r in results]
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "device": str(device), "results": rows}, f, indent=1)
+            json.dump({"torch": torch.__version__, "device": str(device), "device_name": where,
+                       "fp32_peak_gflops": peak, "fp32_peak_note": peak_note, "results": rows}, f, indent=1)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -44,6 +44,7 @@ class Config:
     N: int
     L: int
     dtype: str
+    device: str = "cpu"
 
 
 @dataclass
@@ -71,13 +72,14 @@ class Inserted(nn.Module):
 
 
 def get_configs(args) -> list[Config]:
-    return [Config(f, args.batch, args.H, args.N, L, args.dtype) for f in args.families for L in args.L]
+    return [Config(f, args.batch, args.H, args.N, L, args.dtype, args.device)
+            for f in args.families for L in args.L]
 
 
-def check_once(family: str, dtype: torch.dtype) -> float:
+def check_once(family: str, dtype: torch.dtype, device: str = "cpu") -> float:
     """Relative difference of conv mode and step mode on a small problem."""
-    layer = FAMILIES[family](4, 16).to(dtype).eval()
-    x = torch.randn(2, 33, 4, dtype=dtype)
+    layer = FAMILIES[family](4, 16).to(device, dtype).eval()
+    x = torch.randn(2, 33, 4, dtype=dtype, device=device)
     with torch.no_grad():
         y = layer(x)
         s, ys = layer.default_state(2), []
@@ -90,8 +92,8 @@ def check_once(family: str, dtype: torch.dtype) -> float:
 def _setup(cfg: Config):
     dtype = DTYPES[cfg.dtype]
     torch.manual_seed(0)
-    model = Inserted(FAMILIES[cfg.family](cfg.H, cfg.N), cfg.H).to(dtype)
-    x = torch.randn(cfg.batch, cfg.L, cfg.H, dtype=dtype, requires_grad=True)
+    model = Inserted(FAMILIES[cfg.family](cfg.H, cfg.N), cfg.H).to(cfg.device, dtype)
+    x = torch.randn(cfg.batch, cfg.L, cfg.H, dtype=dtype, device=cfg.device, requires_grad=True)
 
     def fwdbwd(ssm_on: bool = True) -> None:
         model(x, ssm_on).sum().backward()
@@ -110,7 +112,7 @@ def run(cfg: Config, min_run_time: float, with_step: bool) -> Result:
     res = Result(cfg.family, cfg.L, 1e3 * t, 1e3 * floor, None)
     if with_step:
         layer = model.layer.eval()
-        x_t = torch.randn(cfg.batch, cfg.H, dtype=dtype)
+        x_t = torch.randn(cfg.batch, cfg.H, dtype=dtype, device=cfg.device)
         with torch.no_grad():
             state = layer.default_state(cfg.batch)
             layer.step(x_t, state)  # fills the step cache
@@ -140,9 +142,31 @@ def _memory_worker(cfg: Config) -> float | None:
 def peak_memory(cfg: Config) -> float | None:
     """Extra peak RSS (MB) of one forward+backward, measured in a fresh process: the RSS method needs
     ``pin_malloc_to_mmap()`` before the heap grows, and pinning makes every allocation >= 64 KiB an
-    mmap, which would slow the timed small-tensor code (``step``) about 3x in this process."""
+    mmap, which would slow the timed small-tensor code (``step``) about 3x in this process. On CUDA
+    the allocator's own peak counter is exact, so it is read in this process."""
+    if cfg.device != "cpu":
+        _, x, fwdbwd = _setup(cfg)
+        fwdbwd()
+        peak = peak_memory_bytes(fwdbwd, x.device)
+        return None if peak is None else peak / 2**20
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_memory_worker, (cfg,))
+
+
+def profile(cfg: Config, rows: int = 15) -> None:
+    """Print the ops that take the most time in one forward+backward (after a warm-up call)."""
+    _, _, fwdbwd = _setup(cfg)
+    fwdbwd()
+    acts = [torch.profiler.ProfilerActivity.CPU]
+    if cfg.device != "cpu":
+        acts.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=acts) as prof:
+        fwdbwd()
+        if cfg.device != "cpu":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if cfg.device != "cpu" else "self_cpu_time_total"
+    print(f"## {cfg.family} L={cfg.L} B={cfg.batch} H={cfg.H} N={cfg.N} on {cfg.device}")
+    print(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60))
 
 
 def print_table(results: list[Result], header: str) -> None:
@@ -166,19 +190,27 @@ def main() -> None:
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--step-L", type=int, default=4096, help="L at which step mode is compared")
     p.add_argument("--min-run-time", type=float, default=1.0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--profile", action="store_true",
+                   help="print torch.profiler's top ops of one forward+backward per family at the first L, then stop")
     p.add_argument("--csv", default=None)
     args = p.parse_args()
     for f in args.families:
-        err = check_once(f, DTYPES[args.dtype])
+        err = check_once(f, DTYPES[args.dtype], args.device)
         print(f"check {f}: conv vs step rel err {err:.1e}")
         if err > (1e-4 if args.dtype == "float32" else 1e-8):
             raise SystemExit(f"{f}: conv and step modes disagree ({err:.1e}); not timing a wrong layer")
     configs = get_configs(args)
+    if args.profile:
+        for c in configs[:: len(args.L)]:
+            profile(c)
+        return
     results = [run(c, args.min_run_time, c.L == args.step_L) for c in configs]
     for c, r in zip(configs, results):
         r.peak_mb = peak_memory(c)
-    header = (f"B={args.batch} H={args.H} N={args.N} {args.dtype}; torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
+    where = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+             else f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    header = (f"B={args.batch} H={args.H} N={args.N} {args.dtype}; torch {torch.__version__}, {where}; "
               f"kernel backends available: {ssm.kernels.available_backends()}")
     print_table(results, header)
     if args.csv:

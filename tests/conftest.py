@@ -63,6 +63,25 @@ def keops_required() -> None:
 
 
 @pytest.fixture
+def gpu_backend() -> Callable[[str], None]:
+    """``gpu_backend(name)``: skip, with the reason, unless a CUDA GPU is present and the kernel
+    backend ``name`` can run on CUDA tensors there (the extension built, KeOps with GPU support)."""
+
+    def require(name: str) -> None:
+        if not torch.cuda.is_available():
+            pytest.skip(f"no CUDA GPU: torch {torch.__version__} (CUDA {torch.version.cuda}) sees none")
+        from ssm.kernels import backend as B
+
+        reason = B.unavailable_reason(name)
+        if reason is None and name == "keops" and not B._keops_has_gpu():
+            reason = "pykeops found no CUDA toolkit/nvrtc at import (pykeops.config.gpu_available is False)"
+        if reason is not None:
+            pytest.skip(f"backend {name!r} unavailable on the GPU: {reason}")
+
+    return require
+
+
+@pytest.fixture
 def one_thread_seed0():
     """One torch thread (tiny tensors: no thread start-up cost on a busy machine) and seed 0."""
     threads = torch.get_num_threads()

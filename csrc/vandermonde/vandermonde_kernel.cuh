@@ -17,7 +17,7 @@ namespace ssm_cuda {
 
 constexpr int kVandThreads = 128;  // forward: threads per block = modes per shared tile
 constexpr int kVtThreads = 256;    // transposed: threads per block
-constexpr int kVtSteps = 8;        // transposed: recurrence steps per accurate anchor
+constexpr int kVtSteps = 16;       // transposed: recurrence steps per accurate anchor
 constexpr int64_t kVtMaxChunk = 2048;
 constexpr int64_t kVandGridY = 65535;
 
@@ -93,11 +93,11 @@ cudaError_t launch_vandermonde_impl(const typename complex_of<R>::type* v,
     const int sms = sm_count();
     const int64_t target = 4 * static_cast<int64_t>(sms > 0 ? sms : 132);
     const int n = static_cast<int>(N);
-    // Long rows: 8 outputs per thread amortise the anchor exponential; short ones: 2, to keep
+    // Long rows: 16 outputs per thread amortise the anchor exponential; short ones: 2, to keep
     // enough blocks in flight.
-    if (rows * ceil_div(L, kVandThreads * 8) >= target) {
-        const dim3 grid(static_cast<unsigned>(ceil_div(L, kVandThreads * 8)), static_cast<unsigned>(rows));
-        vandermonde_kernel<R, CONJ, 8><<<grid, kVandThreads, 0, stream>>>(v, x, out, out_real, batch, n, L);
+    if (rows * ceil_div(L, kVandThreads * 16) >= target) {
+        const dim3 grid(static_cast<unsigned>(ceil_div(L, kVandThreads * 16)), static_cast<unsigned>(rows));
+        vandermonde_kernel<R, CONJ, 16><<<grid, kVandThreads, 0, stream>>>(v, x, out, out_real, batch, n, L);
     } else {
         const dim3 grid(static_cast<unsigned>(ceil_div(L, kVandThreads * 2)), static_cast<unsigned>(rows));
         vandermonde_kernel<R, CONJ, 2><<<grid, kVandThreads, 0, stream>>>(v, x, out, out_real, batch, n, L);

@@ -81,7 +81,7 @@ class _CauchyTorch(torch.autograd.Function):
         L = z.shape[-1]
         out = torch.empty(*v.shape[:-1], L, 2, dtype=v.real.dtype, device=v.device)
         vr, vi = v.real.unsqueeze(-2).contiguous(), v.imag.unsqueeze(-2).contiguous()  # (..., 1, N)
-        step = chunk_length(v[..., 0].numel() * v.shape[-1], L)
+        step = chunk_length(v[..., 0].numel() * v.shape[-1], L, v.device)
         for s in range(0, L, step):
             rr, ri = _recip(z[s : s + step], w)  # (..., N, chunk)
             re, im = _rows_vec(vr, vi, rr, ri)
@@ -97,7 +97,7 @@ class _CauchyTorch(torch.autograd.Function):
         L = z.shape[-1]
         acc = torch.zeros(4, *w.shape, dtype=w.real.dtype, device=w.device)  # sum g conj(r), g conj(r)^2
         grad_z = torch.empty_like(g) if need_z else None
-        step = chunk_length(v[..., 0].numel() * v.shape[-1], L)
+        step = chunk_length(v[..., 0].numel() * v.shape[-1], L, v.device)
         for s in range(0, L, step):
             rr, ri = _recip(z[s : s + step], w)
             gc = g[..., s : s + step]

@@ -83,7 +83,11 @@ class _FFTConv(torch.autograd.Function):
             gu_f = g_f[:, 0] * k_f[0].conj() if k_f.shape[0] == 1 else (g_f * k_f.conj()).sum(1)
             grad_u = torch.fft.irfft(gu_f, n=n)[..., :L]
         if ctx.needs_input_grad[1]:
-            grad_k = torch.fft.irfft(torch.einsum("bchf,bhf->chf", g_f, u_f.conj()), n=n)
+            if g_f.is_cuda:  # einsum becomes a batched matmul of H * F (1 x B) @ (B x 1): slow on GPUs
+                corr = (g_f * u_f.conj().unsqueeze(1)).sum(0)
+            else:  # on the CPU einsum's matmul beats the product and sum (~1.5x at B=8, H=256, L=4096)
+                corr = torch.einsum("bchf,bhf->chf", g_f, u_f.conj())
+            grad_k = torch.fft.irfft(corr, n=n)
         return grad_u, grad_k, None
 
 

@@ -31,18 +31,18 @@ def value_and_grads(fn, inputs, grad_out, wrt):
     return out.detach(), grads
 
 
-def compare(backend, conj, L, N, nb, dtype, gen, check, wrt=(0, 2)):
+def compare(backend, conj, L, N, nb, dtype, gen, check, wrt=(0, 2), device="cpu"):
     v, z, w = make_inputs(BATCHES[nb], N, L, gen)
-    grad_out = torch.randn(*BATCHES[nb], L, dtype=torch.complex128, generator=gen)
+    grad_out = torch.randn(*BATCHES[nb], L, dtype=torch.complex128, generator=gen).to(device)
 
     def run(b, dt):
         return value_and_grads(lambda v_, z_, w_: cauchy(v_, z_, w_, conj=conj, backend=b),
-                               [t.to(dt) for t in (v, z, w)], grad_out, wrt)
+                               [t.to(device, dt) for t in (v, z, w)], grad_out, wrt)
 
     exact, exact_g = run("ref", torch.complex128)
     ref_wp, ref_g = run("ref", dtype)
     fast, fast_g = run(backend, dtype)
-    tag = f"{backend} conj={conj} L={L} N={N} batch={BATCHES[nb]} {dtype}"
+    tag = f"{backend} conj={conj} L={L} N={N} batch={BATCHES[nb]} {dtype} {device}"
     check(fast, ref_wp, exact, dtype, f"value {tag}")
     for i, ge, gr, gf in zip(wrt, exact_g, ref_g, fast_g):
         check(gf, gr, ge, dtype, f"grad[{'vzw'[i]}] {tag}")
@@ -67,6 +67,18 @@ def test_torch_plain_form_matches_reference(L, N, nb, dtype, gen, check_accuracy
 @pytest.mark.parametrize("conj", [False, True])
 def test_keops_matches_reference(conj, L, N, nb, dtype, gen, check_accuracy, keops_required):
     compare("keops", conj, L, N, nb, dtype, gen, check_accuracy)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("L,N,nb", KEOPS_CASES)
+@pytest.mark.parametrize("backend", ["ref", "torch", pytest.param("keops", marks=pytest.mark.keops),
+                                     pytest.param("cuda", marks=pytest.mark.ext)])
+def test_backends_on_gpu_match_reference(backend, L, N, nb, dtype, gen, check_accuracy, gpu_backend):
+    """Every backend on CUDA tensors (both forms, gradients w.r.t. v, z and w) against complex128."""
+    gpu_backend(backend)
+    for conj in (False, True):
+        compare(backend, conj, L, N, nb, dtype, gen, check_accuracy, wrt=(0, 1, 2), device="cuda")
 
 
 @pytest.mark.parametrize(

@@ -43,24 +43,24 @@ def cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(torch.float32 if dtype == torch.complex64 else torch.float64)
 
 
-def compare(backend, variant, L, N, nb, dtype, gen, check):
+def compare(backend, variant, L, N, nb, dtype, gen, check, device="cpu"):
     fn, inputs = op_and_inputs(variant, BATCHES[nb], N, L, gen)
     grad_out = None
 
     def run(b, dt):
         nonlocal grad_out
-        ins = [cast(t, dt).requires_grad_() for t in inputs]
+        ins = [cast(t, dt).to(device).requires_grad_() for t in inputs]
         out = fn(b, *ins)
         if grad_out is None:
             grad_out = torch.randn(out.shape, dtype=torch.complex128 if out.is_complex() else torch.float64,
-                                   generator=gen)
+                                   generator=gen).to(device)
         grads = torch.autograd.grad(out, ins, grad_out.to(out.dtype))
         return out.detach(), grads
 
     exact, exact_g = run("ref", torch.complex128)
     ref_wp, ref_g = run("ref", dtype)
     fast, fast_g = run(backend, dtype)
-    tag = f"{backend} {variant} L={L} N={N} batch={BATCHES[nb]} {dtype}"
+    tag = f"{backend} {variant} L={L} N={N} batch={BATCHES[nb]} {dtype} {device}"
     check(fast, ref_wp, exact, dtype, f"value {tag}")
     for i, (ge, gr, gf) in enumerate(zip(exact_g, ref_g, fast_g)):
         check(gf, gr, ge, dtype, f"grad[{i}] {tag}")
@@ -88,6 +88,18 @@ def test_torch_other_forms_match_reference(variant, L, N, nb, dtype, gen, check_
 def test_keops_matches_reference(variant, L, N, nb, dtype, gen, check_accuracy, keops_required):
     """The forms the layers use: S4D/DSS's conj kernel and the transpose with a real input."""
     compare("keops", variant, L, N, nb, dtype, gen, check_accuracy)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("L,N,nb", KEOPS_CASES)
+@pytest.mark.parametrize("backend", ["ref", "torch", pytest.param("keops", marks=pytest.mark.keops),
+                                     pytest.param("cuda", marks=pytest.mark.ext)])
+def test_backends_on_gpu_match_reference(backend, L, N, nb, dtype, gen, check_accuracy, gpu_backend):
+    """Every backend on CUDA tensors, every form (values and gradients), against complex128."""
+    gpu_backend(backend)
+    for variant in ("plain", "conj", "transpose_real_u", "transpose_complex_u"):
+        compare(backend, variant, L, N, nb, dtype, gen, check_accuracy, device="cuda")
 
 
 @pytest.mark.keops
