@@ -73,8 +73,8 @@ def gpu_backend() -> Callable[[str], None]:
         from ssm.kernels import backend as B
 
         reason = B.unavailable_reason(name)
-        if reason is None and name == "keops" and not B._keops_has_gpu():
-            reason = "pykeops found no CUDA toolkit/nvrtc at import (pykeops.config.gpu_available is False)"
+        if reason is None and name == "keops":
+            reason = B._keops_gpu_reason()
         if reason is not None:
             pytest.skip(f"backend {name!r} unavailable on the GPU: {reason}")
 

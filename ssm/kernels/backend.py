@@ -20,6 +20,8 @@ import logging
 import numbers
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from typing import Literal
 
@@ -114,11 +116,57 @@ def available_backends() -> dict[str, bool]:
     return {name: unavailable_reason(name) is None for name in BACKENDS}
 
 
-def _keops_has_gpu() -> bool:
-    # Only reached for CUDA tensors, so importing pykeops here does not slow down CPU users.
-    import pykeops
+# One small KeOps reduction on the GPU, checked against torch, run in a child process: a broken GPU
+# set-up of KeOps can kill the process instead of raising (pykeops 2.3 with CUDA 13.0, driver 580 on
+# an H100 died with a segmentation fault in KeOps' nvrtc binder on its first GPU formula).
+KEOPS_GPU_PROBE = """
+import torch
+from pykeops.torch import Genred
+x = torch.randn(7, 2, device="cuda", dtype=torch.float64)
+y = torch.randn(9, 2, device="cuda", dtype=torch.float64)
+red = Genred("SqDist(x, y)", ["x = Vi(2)", "y = Vj(2)"], reduction_op="Sum", axis=1)
+out = red(x, y, backend="GPU")
+want = ((x[:, None] - y[None]) ** 2).sum(-1).sum(1, keepdim=True)
+assert torch.allclose(out, want, rtol=1e-9, atol=1e-9), (out, want)
+"""
+KEOPS_GPU_PROBE_TIMEOUT_S = 600  # a first run compiles KeOps' GPU engine and the formula
 
-    return bool(pykeops.config.gpu_available)
+
+@functools.lru_cache(maxsize=None)  # once per process, and only when CUDA tensors meet KeOps
+def _keops_gpu_reason() -> str | None:
+    """Why KeOps cannot run on the GPU here (None if it can): pykeops must have found CUDA at import,
+    and the self-check ``KEOPS_GPU_PROBE`` must pass in a child process. ``SSM_KEOPS_GPU_CHECK=0``
+    skips the self-check (then a broken set-up fails, or crashes, at the first real call)."""
+    import pykeops  # only reached for CUDA tensors: CPU users never import pykeops here
+
+    if not pykeops.config.gpu_available:
+        return ("this pykeops cannot use the GPU (it found no CUDA toolkit/nvrtc at import); install the "
+                f"CUDA toolkit, then reinstall with: {KEOPS_INSTALL}")
+    if os.environ.get("SSM_KEOPS_GPU_CHECK", "1") == "0":
+        return None
+    try:
+        proc = subprocess.run([sys.executable, "-c", KEOPS_GPU_PROBE], capture_output=True, text=True,
+                              timeout=KEOPS_GPU_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"KeOps' GPU self-check (one small reduction in a child process) ran over {KEOPS_GPU_PROBE_TIMEOUT_S} s"
+    if proc.returncode == 0:
+        return None
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        how = f"was killed by {name}"
+    else:
+        how = f"exited with status {proc.returncode}"
+    tail = " | ".join(line for line in proc.stderr.strip().splitlines()[-3:] if line.strip())
+    return (f"KeOps' GPU self-check (one small reduction in a child process) {how}"
+            f"{': ' + tail[-400:] if tail else ''}; on this GPU use backend='cuda' (build the extension) "
+            "or backend='torch'")
+
+
+def _keops_has_gpu() -> bool:
+    return _keops_gpu_reason() is None
 
 
 def _log_once(op: str, device: torch.device, dtype: torch.dtype, choice: str, why: str) -> None:
@@ -135,7 +183,8 @@ def _auto(op: str, device: torch.device, dtype: torch.dtype, work: int) -> tuple
             return "cuda", "compiled CUDA kernels"
         if keops_ok and _keops_has_gpu():
             return "keops", "CUDA extension unavailable; KeOps on the GPU"
-        return "torch", "neither the CUDA extension nor GPU KeOps is usable"
+        why = _keops_reason() if not keops_ok else _keops_gpu_reason()
+        return "torch", f"neither the CUDA extension nor GPU KeOps is usable (KeOps: {why})"
     if device.type != "cpu":
         return "torch", f"only the torch backend supports device type {device.type!r}"
     if op not in _KEOPS_CPU_OPS:
@@ -173,12 +222,10 @@ def resolve_backend(backend: str, op: str, ref_tensor: Tensor, work: int) -> str
     if backend == "keops":
         if ref_tensor.device.type not in ("cpu", "cuda"):
             raise ValueError(f"{op}: backend 'keops' runs on cpu or cuda tensors, got {ref_tensor.device}")
-        if ref_tensor.device.type == "cuda" and not _keops_has_gpu():
-            raise BackendUnavailableError(
-                f"{op}: backend 'keops' got CUDA tensors but this pykeops cannot use the GPU (it found no "
-                "CUDA toolkit/nvrtc at import); install the CUDA toolkit, then reinstall with: "
-                + KEOPS_INSTALL
-            )
+        if ref_tensor.device.type == "cuda":
+            reason = _keops_gpu_reason()
+            if reason is not None:
+                raise BackendUnavailableError(f"{op}: backend 'keops' got CUDA tensors, but {reason}")
     return backend
 
 

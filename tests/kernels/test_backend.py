@@ -125,3 +125,51 @@ def test_main_self_test_runs(capsys):
     assert main(["--backends", "ref", "torch", "--no-timing"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "FAIL" not in out and "ok" in out
+
+
+@pytest.fixture
+def keops_gpu_probe(monkeypatch):
+    """``set_probe(code)``: pretend pykeops found CUDA and make ``code`` the GPU self-check."""
+    pykeops = pytest.importorskip("pykeops")
+    monkeypatch.setattr(pykeops.config, "gpu_available", True, raising=False)
+    monkeypatch.delenv("SSM_KEOPS_GPU_CHECK", raising=False)
+    monkeypatch.setattr(B, "_cuda_reason", lambda: "no extension in this test")
+    B._keops_gpu_reason.cache_clear()
+
+    def set_probe(code: str) -> None:
+        monkeypatch.setattr(B, "KEOPS_GPU_PROBE", code)
+        B._keops_gpu_reason.cache_clear()
+
+    yield set_probe
+    B._keops_gpu_reason.cache_clear()
+
+
+@pytest.mark.keops
+def test_keops_gpu_crash_is_an_error_not_a_crash(keops_gpu_probe):
+    """A GPU KeOps set-up whose first formula kills the process is found by the self-check in a child
+    process: auto on CUDA tensors picks torch and says why; asking for keops raises with the reason."""
+    keops_gpu_probe("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    reason = B._keops_gpu_reason()
+    assert reason is not None and "SIGSEGV" in reason and "backend='cuda'" in reason
+    choice, why = B._auto("cauchy", torch.device("cuda"), C64, 1 << 30)
+    assert choice == "torch" and "SIGSEGV" in why
+    keops_gpu_probe("import sys; sys.exit('formula failed to compile')")
+    reason = B._keops_gpu_reason()
+    assert "exited with status 1" in reason and "formula failed to compile" in reason
+
+
+@pytest.mark.keops
+def test_keops_gpu_passing_check_is_used_and_cached(keops_gpu_probe, tmp_path):
+    marker = tmp_path / "runs"
+    keops_gpu_probe(f"open({str(marker)!r}, 'a').write('x')")
+    assert B._keops_gpu_reason() is None
+    assert B._auto("vandermonde", torch.device("cuda"), C64, 1)[0] == "keops"
+    assert B._keops_gpu_reason() is None
+    assert marker.read_text() == "x", "the self-check runs once per process"
+
+
+@pytest.mark.keops
+def test_keops_gpu_check_can_be_skipped(keops_gpu_probe, monkeypatch):
+    keops_gpu_probe("import sys; sys.exit(3)")
+    monkeypatch.setenv("SSM_KEOPS_GPU_CHECK", "0")
+    assert B._keops_gpu_reason() is None
