@@ -2,6 +2,7 @@
 
 import itertools
 
+import pytest
 import torch
 
 L_SIZES = (1, 3, 17, 1000, 4097)
@@ -12,3 +13,14 @@ DTYPES = (torch.complex64, torch.complex128)
 SWEEP = [(L, N, (i + j) % 3) for (i, L), (j, N) in itertools.product(enumerate(L_SIZES), enumerate(N_SIZES))]
 # KeOps: a covering subset (every L, N and batch count once); each formula compiles once per dtype.
 KEOPS_CASES = [(1, 2, 0), (3, 256, 1), (17, 64, 2), (1000, 2, 1), (4097, 256, 2)]
+
+
+def gpu_backend_sweep(test):
+    """Run ``test(backend, L, N, nb, dtype, ...)`` for every backend on CUDA tensors (KeOps and the
+    compiled kernels carry their markers) over the KeOps covering sizes, in both dtypes."""
+    backends = ["ref", "torch", pytest.param("keops", marks=pytest.mark.keops),
+                pytest.param("cuda", marks=pytest.mark.ext)]
+    for mark in (pytest.mark.parametrize("backend", backends), pytest.mark.parametrize("L,N,nb", KEOPS_CASES),
+                 pytest.mark.parametrize("dtype", DTYPES, ids=str), pytest.mark.cuda):
+        test = mark(test)
+    return test

@@ -10,7 +10,7 @@ import torch
 
 from ssm.kernels import vandermonde, vandermonde_ref, vandermonde_transpose, vandermonde_transpose_ref
 
-from kernel_sizes import BATCHES, DTYPES, KEOPS_CASES, L_SIZES, N_SIZES, SWEEP
+from kernel_sizes import BATCHES, DTYPES, KEOPS_CASES, L_SIZES, N_SIZES, SWEEP, gpu_backend_sweep
 
 
 def make_inputs(batch: tuple[int, ...], N: int, L: int, gen: torch.Generator):
@@ -90,11 +90,7 @@ def test_keops_matches_reference(variant, L, N, nb, dtype, gen, check_accuracy, 
     compare("keops", variant, L, N, nb, dtype, gen, check_accuracy)
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("L,N,nb", KEOPS_CASES)
-@pytest.mark.parametrize("backend", ["ref", "torch", pytest.param("keops", marks=pytest.mark.keops),
-                                     pytest.param("cuda", marks=pytest.mark.ext)])
+@gpu_backend_sweep
 def test_backends_on_gpu_match_reference(backend, L, N, nb, dtype, gen, check_accuracy, gpu_backend):
     """Every backend on CUDA tensors, every form (values and gradients), against complex128."""
     gpu_backend(backend)
