@@ -22,11 +22,16 @@ from torch import Tensor, nn
 
 __all__ = [
     "SSMLayer",
+    "TiedDropout",
+    "make_dropout",
     "tag_ssm_param",
     "ssm_param_group",
     "lengths_to_mask",
     "reverse_within_lengths",
     "check_choice",
+    "check_bool",
+    "check_n_ssm",
+    "repeat_copies",
 ]
 
 _TAG_ATTR = "_ssm_group"
@@ -55,6 +60,84 @@ def check_choice(name: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise ValueError(f"unknown {name}={value!r}; valid values are {', '.join(map(repr, valid))}")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """Raise a TypeError naming ``name`` unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
+    return value
+
+
+def check_n_ssm(n_ssm, d_model: int) -> int:
+    """The number of distinct SSM copies for ``n_ssm``: None gives ``d_model`` (one per channel).
+
+    ``n_ssm = k`` must be a positive int dividing ``d_model``; channel h then uses copy ``h % k``.
+    """
+    if n_ssm is None:
+        return d_model
+    if isinstance(n_ssm, bool) or not isinstance(n_ssm, int):
+        raise TypeError(f"n_ssm must be None or a positive int dividing d_model={d_model}, "
+                        f"got {n_ssm!r} ({type(n_ssm).__name__})")
+    if n_ssm < 1 or d_model % n_ssm:
+        raise ValueError(f"n_ssm must be None or a positive int dividing d_model={d_model}, got {n_ssm!r}")
+    return n_ssm
+
+
+def repeat_copies(t: Tensor, d_model: int, dim: int = 0) -> Tensor:
+    """Expand k shared copies along ``dim`` to ``d_model`` channels: channel h gets copy ``h % k``.
+
+    The copies are tiled (``t.repeat``), so the gradient of each copy is the sum of the gradients of
+    the channels that use it. With ``k == d_model`` ``t`` itself is returned.
+    """
+    k = t.shape[dim]
+    if k == d_model:
+        return t
+    reps = [1] * t.dim()
+    reps[dim] = d_model // k
+    return t.repeat(*reps)
+
+
+class TiedDropout(nn.Module):
+    """Dropout whose mask is shared along the sequence axis: one mask per (batch, channel).
+
+    A sequence input ``x`` (3 dims, the length at ``seq_dim``: 1 for (B, L, H), 2 for (B, H, L)) is
+    multiplied by a mask of shape (B, 1, H) or (B, H, 1) whose entries are 0 with probability ``p``
+    and ``1/(1-p)`` otherwise, drawn on every call: each channel of each sequence is kept or dropped
+    as a whole (S4's ``DropoutNd(tie=True)``). A one-token input (B, H) (step mode) gets one entry
+    per (batch, channel), drawn on every call, so successive steps do not share a mask: dropout in
+    step mode is only meaningful in training. The identity in eval mode.
+    """
+
+    def __init__(self, p: float, seq_dim: int) -> None:
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p!r}")
+        if seq_dim not in (1, 2):
+            raise ValueError(f"seq_dim must be 1 ((B, L, H) inputs) or 2 ((B, H, L) inputs), got {seq_dim!r}")
+        self.p, self.seq_dim = float(p), seq_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        shape = list(x.shape)
+        if x.dim() == 3:
+            shape[self.seq_dim] = 1
+        elif x.dim() != 2:
+            raise ValueError(f"TiedDropout expects (B, L, H) / (B, H, L) or one-token (B, H) inputs, "
+                             f"got shape {tuple(x.shape)}")
+        mask = nn.functional.dropout(x.new_ones(shape), self.p, training=True)  # 0 or 1/(1-p)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, seq_dim={self.seq_dim}"
+
+
+def make_dropout(p: float, tie: bool, seq_dim: int) -> nn.Module:
+    """Identity for p = 0, else :class:`TiedDropout` if ``tie`` (length axis ``seq_dim``) or nn.Dropout."""
+    if p == 0:
+        return nn.Identity()
+    return TiedDropout(p, seq_dim) if tie else nn.Dropout(p)
 
 
 def lengths_to_mask(lengths: Tensor, L: int) -> Tensor:
@@ -86,6 +169,8 @@ class SSMLayer(nn.Module):
         d_model: H, the number of input/output features.
         transposed: inputs/outputs are (B, H, L) instead of (B, L, H).
         dropout: dropout probability on the layer output (training only).
+        tie_dropout: one dropout mask per (batch, channel), shared along the sequence
+            (:class:`TiedDropout`); in step mode one mask per (batch, channel) per call.
         bidirectional: the layer also reads the sequence backwards (no recurrent mode then).
 
     Hooks a subclass implements:
@@ -108,7 +193,7 @@ class SSMLayer(nn.Module):
     core_layout: str = "BHL"
 
     def __init__(self, d_model: int, *, transposed: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, tie_dropout: bool = False) -> None:
         super().__init__()
         if not isinstance(d_model, int) or d_model < 1:
             raise ValueError(f"d_model must be a positive int, got {d_model!r}")
@@ -117,7 +202,9 @@ class SSMLayer(nn.Module):
         self.d_model = d_model
         self.transposed = bool(transposed)
         self.bidirectional = bool(bidirectional)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.tie_dropout = check_bool("tie_dropout", tie_dropout)
+        # applied to the core's output, whose length axis is 1 ("BLH") or 2 ("BHL")
+        self.dropout = make_dropout(dropout, self.tie_dropout, 1 if self.core_layout == "BLH" else 2)
         self._ssm_param_names: dict[str, str] = {}
         self._cache: dict = {}
 
@@ -278,7 +365,11 @@ class SSMLayer(nn.Module):
                            device=p.device if device is None else device)
 
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """One step of the recurrence. x_t: (B, H); state from ``default_state`` -> (y_t (B, H), state)."""
+        """One step of the recurrence. x_t: (B, H); state from ``default_state`` -> (y_t (B, H), state).
+
+        Output dropout (training mode only) draws a fresh mask per (batch, channel) on every call, also
+        with ``tie_dropout``: a step sees one token, so nothing is shared across steps.
+        """
         if not isinstance(x_t, torch.Tensor):
             raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
         if x_t.dim() != 2 or x_t.shape[1] != self.d_model:

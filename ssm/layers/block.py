@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .base import check_choice, lengths_to_mask
+from .base import check_bool, check_choice, lengths_to_mask, make_dropout
 
 __all__ = ["Block", "ACTIVATIONS", "NORMS"]
 
@@ -53,13 +53,16 @@ class Block(nn.Module):
         layer: an SSM layer (``transposed=False``) mapping (B, L, H) -> (B, L, H).
         activation: "gelu" | "relu" | "silu" | "tanh" | "identity".
         dropout: dropout after the activation and on the residual branch.
+        tie_dropout: one dropout mask per (batch, channel) shared along the sequence
+            (:class:`ssm.layers.base.TiedDropout`); in ``step`` one mask per (batch, channel) per call.
         glu: output projection Linear(H, 2H) + GLU (else Linear(H, H)).
         norm: "layer" | "batch" | "none".
         prenorm: normalize the branch input (True) or the residual sum (False).
     """
 
     def __init__(self, d_model: int, layer: nn.Module, *, activation: str = "gelu", dropout: float = 0.0,
-                 glu: bool = True, norm: str = "layer", prenorm: bool = False) -> None:
+                 glu: bool = True, norm: str = "layer", prenorm: bool = False,
+                 tie_dropout: bool = False) -> None:
         super().__init__()
         if getattr(layer, "transposed", False):
             raise ValueError("Block expects a layer with transposed=False ((B, L, H) inputs)")
@@ -70,7 +73,8 @@ class Block(nn.Module):
         self.d_model = d_model
         self.layer = layer
         self.activation = ACTIVATIONS[activation]()
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.tie_dropout = check_bool("tie_dropout", tie_dropout)
+        self.drop = make_dropout(dropout, self.tie_dropout, seq_dim=1)  # (B, L, H): length at dim 1
         self.glu = glu
         self.proj = nn.Linear(d_model, 2 * d_model if glu else d_model)
         self.norm = _Norm(norm, d_model)
@@ -100,7 +104,10 @@ class Block(nn.Module):
         return self.layer.default_state(batch_size, device=device, dtype=dtype)
 
     def step(self, x_t: Tensor, state) -> tuple[Tensor, Tensor]:
-        """One token: x_t (B, H) -> (B, H). Batch norm must be in eval mode (running statistics)."""
+        """One token: x_t (B, H) -> (B, H). Batch norm must be in eval mode (running statistics).
+
+        In training mode dropout draws a new mask per (batch, channel) on every call (with
+        ``tie_dropout`` too: one token has no length to share a mask over)."""
         if self.norm.kind == "batch" and self.norm.training:
             raise RuntimeError("step() with batch norm needs eval mode (call model.eval()): a single "
                                "token has no batch statistics over the sequence")

@@ -40,7 +40,7 @@ class DSS(DiagSSMLayer):
         variant: "exp" | "softmax".
         l_max: softmax only: the length the kernel is normalized over (required for "softmax").
         init: "dss" (skew part of HiPPO-LegS, minus 1/2) | "legs" | "inv" | "lin" | "real".
-        dt_min, dt_max, channels, bidirectional, dropout, transposed: as for :class:`ssm.S4D`.
+        dt_min, dt_max, channels, bidirectional, dropout, tie_dropout, transposed: as for :class:`ssm.S4D`.
 
     Parameters: ``log_dt`` (H,), ``A_real`` (N/2,) (exp: Re(Lambda) = -exp(A_real); softmax:
     Re(Lambda) = A_real), ``A_imag`` (N/2,), ``W`` (channels * n_dir, H, N/2, 2), ``D`` (channels, H).
@@ -48,9 +48,10 @@ class DSS(DiagSSMLayer):
 
     def __init__(self, d_model: int, d_state: int = 64, *, variant: str = "exp", l_max: Optional[int] = None,
                  init: str = "dss", dt_min: float = 1e-3, dt_max: float = 1e-1, channels: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, transposed: bool = False) -> None:
+                 bidirectional: bool = False, dropout: float = 0.0, transposed: bool = False,
+                 tie_dropout: bool = False) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
-                         bidirectional=bidirectional)
+                         bidirectional=bidirectional, tie_dropout=tie_dropout)
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
         self.variant = check_choice("variant", variant, DSS_VARIANTS)

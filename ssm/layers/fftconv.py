@@ -138,8 +138,9 @@ class ConvSSMLayer(SSMLayer):
     """
 
     def __init__(self, d_model: int, *, channels: int = 1, transposed: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
-        super().__init__(d_model, transposed=transposed, dropout=dropout, bidirectional=bidirectional)
+                 bidirectional: bool = False, tie_dropout: bool = False) -> None:
+        super().__init__(d_model, transposed=transposed, dropout=dropout, bidirectional=bidirectional,
+                         tie_dropout=tie_dropout)
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.channels = channels

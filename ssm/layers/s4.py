@@ -35,7 +35,7 @@ from torch import Tensor
 from .. import discretize, kernels
 from ..kernels.shared_poles import cauchy_pairs
 from ..init import nplr
-from .base import check_choice, reverse_within_lengths
+from .base import check_choice, check_n_ssm, repeat_copies, reverse_within_lengths
 from .fftconv import ConvSSMLayer
 from .s4d import _RE_FLOOR
 
@@ -90,35 +90,39 @@ class S4(ConvSSMLayer):
         d_state: N real state size (N/2 complex modes stored). Must be even.
         init: HiPPO measure "legs" | "legt" | "lagt" | "fout" (:func:`ssm.init.nplr`; rank 2 for legt).
         discretization: "bilinear" (the only one S4's generating-function kernel is exact for).
-        dt_min, dt_max, channels, bidirectional, dropout, transposed: as for :class:`ssm.S4D`.
+        n_ssm: number k of distinct (Lambda, P, B) copies shared by the H channels (channel h uses copy
+            h % k; k must divide H); None: H, every channel its own. dt, C and D stay per channel.
+        dt_min, dt_max, channels, bidirectional, dropout, tie_dropout, transposed: as for :class:`ssm.S4D`.
 
-    Parameters: ``log_dt`` (H,), ``log_A_real``/``A_imag`` (H, N/2) with
+    Parameters: ``log_dt`` (H,), ``log_A_real``/``A_imag`` (k, N/2) with
     ``Lambda = -exp(log_A_real) + i A_imag`` (Re < 0 always; init modes with Re(Lambda) >= -1e-4, as
-    in LegT/FouT, start at -1e-4), ``P`` (rank, H, N/2, 2), ``B`` (H, N/2, 2), ``C``
-    (channels * n_dir, H, N/2, 2) (complex as real views), ``D`` (channels, H).
+    in LegT/FouT, start at -1e-4), ``P`` (rank, k, N/2, 2), ``B`` (k, N/2, 2), ``C``
+    (channels * n_dir, H, N/2, 2) (complex as real views), ``D`` (channels, H); k = n_ssm (H by
+    default). :meth:`state_matrix` and :meth:`input_matrix` give Lambda, P and B expanded to H.
     The recurrent state is real, (B, H, N).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, init: str = "legs",
                  discretization: str = "bilinear", dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 channels: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 transposed: bool = False) -> None:
+                 channels: int = 1, bidirectional: bool = False, n_ssm: Optional[int] = None,
+                 dropout: float = 0.0, transposed: bool = False, tie_dropout: bool = False) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
-                         bidirectional=bidirectional)
+                         bidirectional=bidirectional, tie_dropout=tie_dropout)
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
         self.init = check_choice("init", init, S4_INITS)
         self.discretization = check_choice("discretization", discretization, ("bilinear",))
         self.d_state = d_state
+        self.n_ssm = check_n_ssm(n_ssm, d_model)
         dtype = torch.get_default_dtype()
         Lambda, P, B, _ = nplr(init, d_state)
-        H = d_model
+        H, k = d_model, self.n_ssm
         self.register_ssm_param("log_dt", discretize.init_log_dt((H,), dt_min, dt_max).to(dtype))
         re = (-Lambda.real).clamp(min=_RE_FLOOR)
-        self.register_ssm_param("log_A_real", torch.log(re).to(dtype).repeat(H, 1))
-        self.register_ssm_param("A_imag", Lambda.imag.to(dtype).repeat(H, 1))
-        self.register_ssm_param("P", torch.view_as_real(P).to(dtype).unsqueeze(1).repeat(1, H, 1, 1))
-        self.register_ssm_param("B", torch.view_as_real(B).to(dtype).repeat(H, 1, 1).contiguous())
+        self.register_ssm_param("log_A_real", torch.log(re).to(dtype).repeat(k, 1))
+        self.register_ssm_param("A_imag", Lambda.imag.to(dtype).repeat(k, 1))
+        self.register_ssm_param("P", torch.view_as_real(P).to(dtype).unsqueeze(1).repeat(1, k, 1, 1))
+        self.register_ssm_param("B", torch.view_as_real(B).to(dtype).repeat(k, 1, 1).contiguous())
         C = torch.randn(channels * self.n_dir, H, d_state // 2, dtype=torch.complex128)
         self.C = torch.nn.Parameter(torch.view_as_real(C).to(dtype))
 
@@ -127,8 +131,16 @@ class S4(ConvSSMLayer):
         return discretize.dt_from_param(self.log_dt)
 
     def state_matrix(self) -> tuple[Tensor, Tensor]:
-        """(Lambda (H, N/2), P (rank, H, N/2)), complex: A = diag(Lambda) - P P^* on the full basis."""
-        return torch.complex(-torch.exp(self.log_A_real), self.A_imag), torch.view_as_complex(self.P)
+        """(Lambda (H, N/2), P (rank, H, N/2)), complex: A = diag(Lambda) - P P^* on the full basis.
+
+        The n_ssm shared copies are expanded to the H channels (channel h uses copy h % n_ssm)."""
+        Lambda = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
+        P = repeat_copies(torch.view_as_complex(self.P), self.d_model, dim=1)
+        return repeat_copies(Lambda, self.d_model), P
+
+    def input_matrix(self) -> Tensor:
+        """B, (H, N/2) complex (the n_ssm copies expanded to H)."""
+        return repeat_copies(torch.view_as_complex(self.B), self.d_model)
 
     # ---------------------------------------------------------------------------- real coordinates
     def _dense(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -165,7 +177,7 @@ class S4(ConvSSMLayer):
         Dinv = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)  # (H, N, N)
         Minv = Dinv - torch.einsum("ihn,hij,jhm->hnm", DU, cinv, UtD)
         eye = torch.eye(Minv.shape[-1], dtype=Minv.dtype, device=Minv.device)
-        B = torch.view_as_complex(self.B)
+        B = self.input_matrix()
         Ad = 2 * Minv - eye
         Bd = dt.unsqueeze(-1) * torch.einsum("hnm,hm->hn", Minv, torch.cat([B.real, B.imag], -1))
         C = torch.view_as_complex(self.C)
@@ -180,7 +192,7 @@ class S4(ConvSSMLayer):
     # ------------------------------------------------------------------------------------- kernel
     def _kernels(self, L: int) -> tuple[Tensor, Optional[Tensor]]:
         Lam, P = self.state_matrix()
-        B, M = torch.view_as_complex(self.B), self.d_state // 2
+        B, M = self.input_matrix(), self.d_state // 2
         Ad, _, C_r = self._dense()
         # C~ = C (I - Ad^L) for exactly this L, then back to the complex half: y = 2 Re(C~ x).
         Ct_r = C_r - torch.einsum("chn,hnm->chm", C_r, torch.linalg.matrix_power(Ad, L))
@@ -264,4 +276,5 @@ class S4(ConvSSMLayer):
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_state={self.d_state}, init={self.init!r}, "
-                f"rank={self.P.shape[0]}, channels={self.channels}, bidirectional={self.bidirectional}")
+                f"rank={self.P.shape[0]}, channels={self.channels}, n_ssm={self.n_ssm}, "
+                f"bidirectional={self.bidirectional}")

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .. import discretize, kernels
 from ..init import diag_init
-from .base import check_choice, reverse_within_lengths
+from .base import check_choice, check_n_ssm, repeat_copies, reverse_within_lengths
 from .fftconv import ConvSSMLayer
 
 __all__ = ["DiagSSMLayer", "S4D", "S4D_INITS"]
@@ -99,31 +99,37 @@ class S4D(DiagSSMLayer):
         dt_min, dt_max: range of the log-uniform initial timestep (one dt per channel).
         channels: output channels per input channel (mixed back to H by a linear map).
         bidirectional: add a second output vector C read backwards (non-causal layer).
-        dropout: dropout on the output. transposed: (B, H, L) layout.
+        n_ssm: number k of distinct (Lambda, B) copies shared by the H channels (channel h uses copy
+            h % k; k must divide H); None: H, every channel its own. dt, C and D stay per channel.
+        dropout: dropout on the output. tie_dropout: one dropout mask per (batch, channel), shared
+            along the sequence. transposed: (B, H, L) layout.
 
-    Parameters: ``log_dt`` (H,), ``log_A_real`` and ``A_imag`` (H, N/2) with
-    ``Lambda = -exp(log_A_real) + i A_imag`` (so Re(Lambda) < 0 always), ``B`` (H, N/2, 2) and ``C``
-    (channels * n_dir, H, N/2, 2) as real views of complex tensors, ``D`` (channels, H).
+    Parameters: ``log_dt`` (H,), ``log_A_real`` and ``A_imag`` (k, N/2) with
+    ``Lambda = -exp(log_A_real) + i A_imag`` (so Re(Lambda) < 0 always), ``B`` (k, N/2, 2) and ``C``
+    (channels * n_dir, H, N/2, 2) as real views of complex tensors, ``D`` (channels, H); k = n_ssm
+    (H by default). :meth:`state_matrix` and :meth:`input_matrix` give Lambda and B expanded to H.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, init: str = "legs", discretization: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, channels: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0, transposed: bool = False) -> None:
+                 n_ssm: Optional[int] = None, dropout: float = 0.0, transposed: bool = False,
+                 tie_dropout: bool = False) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
-                         bidirectional=bidirectional)
+                         bidirectional=bidirectional, tie_dropout=tie_dropout)
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
         self.d_state = d_state
         self.init = check_choice("init", init, S4D_INITS)
         self.discretization = check_choice("discretization", discretization, ("zoh", "bilinear"))
         dtype = torch.get_default_dtype()
+        self.n_ssm = check_n_ssm(n_ssm, d_model)
         Lambda, B, V = diag_init(init, d_state)
-        H = d_model
+        H, k = d_model, self.n_ssm
         self.register_ssm_param("log_dt", discretize.init_log_dt((H,), dt_min, dt_max).to(dtype))
         re = (-Lambda.real).clamp(min=_RE_FLOOR)
-        self.register_ssm_param("log_A_real", torch.log(re).to(dtype).repeat(H, 1))
-        self.register_ssm_param("A_imag", Lambda.imag.to(dtype).repeat(H, 1))
-        self.register_ssm_param("B", torch.view_as_real(B).to(dtype).repeat(H, 1, 1).contiguous())
+        self.register_ssm_param("log_A_real", torch.log(re).to(dtype).repeat(k, 1))
+        self.register_ssm_param("A_imag", Lambda.imag.to(dtype).repeat(k, 1))
+        self.register_ssm_param("B", torch.view_as_real(B).to(dtype).repeat(k, 1, 1).contiguous())
         self.C = torch.nn.Parameter(_init_C(channels * self.n_dir, H, V, d_state, dtype))
 
     def timestep(self) -> Tensor:
@@ -131,13 +137,18 @@ class S4D(DiagSSMLayer):
         return discretize.dt_from_param(self.log_dt)
 
     def state_matrix(self) -> Tensor:
-        """Lambda, (H, N/2) complex, Re < 0 by construction."""
-        return torch.complex(-torch.exp(self.log_A_real), self.A_imag)
+        """Lambda, (H, N/2) complex, Re < 0 by construction (the n_ssm copies expanded to H)."""
+        Lambda = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
+        return repeat_copies(Lambda, self.d_model)
+
+    def input_matrix(self) -> Tensor:
+        """B, (H, N/2) complex (the n_ssm copies expanded to H)."""
+        return repeat_copies(torch.view_as_complex(self.B), self.d_model)
 
     def _diag_system(self) -> tuple[Tensor, Tensor, Tensor]:
         dt = self.timestep().unsqueeze(-1)  # (H, 1)
         Lambda = self.state_matrix()
-        B = torch.view_as_complex(self.B)
+        B = self.input_matrix()
         if self.discretization == "zoh":
             _, Bd = discretize.zoh(dt, Lambda, B, check=False, diagonal=True)
             x = dt * Lambda  # log(Ad) exactly
@@ -148,6 +159,6 @@ class S4D(DiagSSMLayer):
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_state={self.d_state}, init={self.init!r}, "
-                f"discretization={self.discretization!r}, channels={self.channels}, "
+                f"discretization={self.discretization!r}, channels={self.channels}, n_ssm={self.n_ssm}, "
                 f"bidirectional={self.bidirectional}")
 

@@ -109,7 +109,7 @@ class S5(SSMLayer):
         discretization: "zoh" or "bilinear".
         dt_min, dt_max: range of the log-uniform initial timesteps (one per mode).
         bidirectional: add a backward scan with its own C (outputs summed, paper App. D).
-        dropout, transposed: see :class:`ssm.layers.base.SSMLayer`.
+        dropout, tie_dropout, transposed: see :class:`ssm.layers.base.SSMLayer`.
         chunk_size: chunk length of the scan (speed only).
 
     Online inference (one token at a time, or chunk by chunk; unidirectional layers)::
@@ -130,8 +130,9 @@ class S5(SSMLayer):
     def __init__(self, d_model: int, d_state: int = 64, *, blocks: int = 1, init: str = "legs",
                  c_init: str = "trunc_normal", discretization: str = "zoh", dt_min: float = 1e-3,
                  dt_max: float = 1e-1, bidirectional: bool = False, dropout: float = 0.0,
-                 transposed: bool = False, chunk_size: int = 32) -> None:
-        super().__init__(d_model, transposed=transposed, dropout=dropout, bidirectional=bidirectional)
+                 transposed: bool = False, chunk_size: int = 32, tie_dropout: bool = False) -> None:
+        super().__init__(d_model, transposed=transposed, dropout=dropout, bidirectional=bidirectional,
+                         tie_dropout=tie_dropout)
         check_choice("init", init, DIAG_INITS)
         check_choice("c_init", c_init, C_INITS)
         check_choice("discretization", discretization, tuple(_DISCRETIZATIONS))

@@ -30,7 +30,8 @@ class SequenceModel(nn.Module):
         n_layers: number of blocks.
         layer: callable ``d_model -> SSM layer`` (e.g. ``functools.partial(ssm.S4D, d_state=64)``).
         embedding: x is a LongTensor of tokens (B, L) instead of floats (B, L, d_input).
-        dropout, norm ("layer" | "batch"), prenorm, glu, activation: passed to each :class:`Block`.
+        dropout, tie_dropout, norm ("layer" | "batch"), prenorm, glu, activation: passed to each
+            :class:`Block` (the layers' own dropout is set through ``layer``).
         pool: "mean" (over valid tokens) | "last" (last valid token) | None (sequence output).
         padding_idx: token id of padding; with ``lengths=None``, lengths are taken as the position
             after the last non-padding token.
@@ -39,7 +40,8 @@ class SequenceModel(nn.Module):
     def __init__(self, d_input: int, d_model: int, d_output: Optional[int], n_layers: int,
                  layer: Callable[[int], nn.Module], *, embedding: bool = False, dropout: float = 0.0,
                  norm: str = "layer", prenorm: bool = False, glu: bool = True, activation: str = "gelu",
-                 pool: Optional[str] = "mean", padding_idx: Optional[int] = None) -> None:
+                 pool: Optional[str] = "mean", padding_idx: Optional[int] = None,
+                 tie_dropout: bool = False) -> None:
         super().__init__()
         for name, v in (("d_input", d_input), ("d_model", d_model), ("n_layers", n_layers)):
             if not isinstance(v, int) or v < 1:
@@ -56,7 +58,7 @@ class SequenceModel(nn.Module):
                         else nn.Linear(d_input, d_model))
         self.blocks = nn.ModuleList(
             Block(d_model, layer(d_model), activation=activation, dropout=dropout, glu=glu, norm=norm,
-                  prenorm=prenorm) for _ in range(n_layers))
+                  prenorm=prenorm, tie_dropout=tie_dropout) for _ in range(n_layers))
         self.final_norm = _Norm(norm, d_model) if prenorm else None
         self.decoder = nn.Linear(d_model, d_output) if d_output is not None else None
 

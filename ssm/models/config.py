@@ -33,6 +33,7 @@ class ModelConfig:
     layer_kwargs: dict[str, Any] = field(default_factory=dict)
     embedding: bool = False
     dropout: float = 0.0
+    tie_dropout: bool = False
     norm: str = "layer"
     prenorm: bool = False
     glu: bool = True
@@ -51,7 +52,7 @@ class ModelConfig:
         return SequenceModel(self.d_input, self.d_model, self.d_output, self.n_layers, factory,
                              embedding=self.embedding, dropout=self.dropout, norm=self.norm,
                              prenorm=self.prenorm, glu=self.glu, activation=self.activation,
-                             pool=self.pool, padding_idx=self.padding_idx)
+                             pool=self.pool, padding_idx=self.padding_idx, tie_dropout=self.tie_dropout)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -152,6 +152,16 @@ def validate_config(cfg: DictConfig) -> None:
         "an even integer >= 2",
         required=False,
     )
+    d_model = cfg.model.d_model
+    _check(
+        cfg,
+        "layer.n_ssm",
+        lambda v: _is_int(v) and v >= 1 and d_model % v == 0,
+        f"a positive integer dividing model.d_model={d_model}, or null",
+        required=False,
+    )
+    for key in ("model.tie_dropout", "layer.tie_dropout"):
+        _check(cfg, key, lambda v: isinstance(v, bool), "true or false", required=False)
     _check(cfg, "layer.dt_min", lambda v: _is_num(v) and v > 0, "a positive number", required=False)
     _check(
         cfg,

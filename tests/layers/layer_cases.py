@@ -27,6 +27,8 @@ FAMILIES = {
     "dss-exp": functools.partial(ssm.DSS, variant="exp"),
     "dss-softmax": functools.partial(ssm.DSS, variant="softmax", l_max=64),
     "s4-channels2": functools.partial(ssm.S4, channels=2),
+    "s4-nssm1": functools.partial(ssm.S4, n_ssm=1),  # one (Lambda, P, B) shared by every channel
+    "s4d-nssm1": functools.partial(ssm.S4D, init="inv", n_ssm=1),
     "s5": functools.partial(ssm.S5, blocks=2),
     "s5-ptd": functools.partial(ssm.S5, blocks=1, init="ptd"),
 }

@@ -65,6 +65,36 @@ def test_default_experiment_parameter_count_matches_its_architecture(tmp_path: P
     assert module.ssm_parameter_count() == n_layers * (H + 3 * H * N // 2 + H * N // 2)  # log_dt, A, B
 
 
+# n_ssm and tie_dropout of the S4 configs the S4-family files follow (state-spaces/s4
+# configs/experiment/lra/s4-*.yaml at commit 62a14bb, cifar/s4-cifar.yaml); null n_ssm: one per channel
+SOURCE_N_SSM = {"lra/listops": 1, "lra/text": 1, "lra/retrieval": 1, "lra/image": 1, "lra/pathfinder": None,
+                "lra/pathx": None, "scifar": 2}
+SOURCE_TIE_DROPOUT = {"lra/image", "scifar"}
+
+
+@pytest.mark.parametrize("task", list(SOURCE_N_SSM))
+def test_s4_family_experiments_share_and_tie_as_their_source(task: str, tmp_path: Path) -> None:
+    for model in ("s4", "s4d", "s4-ptd", "dss"):
+        cfg = compose_cfg([f"experiment={task}-{model}", f"paths.output_dir={tmp_path}"])
+        text = (CONFIG_DIR / "experiment" / f"{task}-{model}.yaml").read_text()
+        tied = task in SOURCE_TIE_DROPOUT
+        assert cfg.model.tie_dropout is tied and cfg.layer.tie_dropout is tied, f"{task}-{model}"
+        assert ("tie_dropout as there" in text) is tied
+        if model != "dss":  # DSS has no n_ssm option (one Lambda shared by all channels)
+            assert cfg.layer.n_ssm == SOURCE_N_SSM[task], f"{task}-{model}"
+            assert "Not reproduced: n_ssm" not in text and "n_ssm" in text
+
+
+def test_other_experiments_keep_one_ssm_per_channel_and_untied_dropout(tmp_path: Path) -> None:
+    for name in EXPERIMENTS:
+        if any(name.startswith(t + "-") for t in SOURCE_N_SSM) and not name.endswith("s5") \
+                and not name.endswith("s5-ptd"):
+            continue
+        cfg = compose_cfg([f"experiment={name}", f"paths.output_dir={tmp_path}"])
+        assert cfg.model.tie_dropout is False and cfg.layer.tie_dropout is False, name
+        assert cfg.layer.get("n_ssm") is None, name
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -76,6 +106,10 @@ def test_default_experiment_parameter_count_matches_its_architecture(tmp_path: P
         ("layer.dt_max=0.0001", "layer.dt_max must be a number >= layer.dt_min, got 0.0001"),
         ("scheduler.warmup_steps=2.5", "scheduler.warmup_steps must be an integer >= 0, got 2.5"),
         ("ssm_lr=0", "ssm_lr must be a positive number or null, got 0"),
+        ("layer.n_ssm=0", "layer.n_ssm must be a positive integer dividing model.d_model=64, or null, got 0"),
+        ("layer.n_ssm=5", "layer.n_ssm must be a positive integer dividing model.d_model=64, or null, got 5"),
+        ("model.tie_dropout=maybe", "model.tie_dropout must be true or false, got 'maybe'"),
+        ("layer.tie_dropout=1", "layer.tie_dropout must be true or false, got 1"),
     ],
 )
 def test_bad_value_is_rejected_at_config_time(override: str, message: str, tmp_path: Path) -> None:
