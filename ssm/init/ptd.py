@@ -30,7 +30,7 @@ N >= 4 at t_0 = 0.1; a fixed ladder of larger t_0 serves N = 2). The conditionin
 eigenvalues apart (a collision makes kappa infinite), so none turns real during the descent. The
 iteration count is fixed (cosine-decayed step size) and the best feasible iterate is kept.
 
-Results: shipped for N = 16, 32, 64, 256 in ``ssm/init/data/ptd_<N>.npz`` (built with
+Results: shipped for N = 16, 32, 64, 128, 256 in ``ssm/init/data/ptd_<N>.npz`` (built with
 ``python -m ssm.init.ptd --build N``); other even sizes up to ``MAX_ON_FIRST_USE`` (64) are computed
 on first use (seconds) and cached under ``$SSM_CACHE_DIR`` or ``$XDG_CACHE_HOME/ssm`` (default
 ``~/.cache/ssm``); larger ones are built offline into that folder (``--out``).

@@ -11,7 +11,7 @@ FAST = [n for n in DIAG_INITS if n != "ptd"]  # ptd has its own tests (tests/ini
 
 
 # ptd at the shipped sizes; smaller sizes are computed on first use (tests/init/test_ptd.py)
-CASES = [(n, N) for n in FAST for N in (2, 4, 16, 64, 256)] + [("ptd", N) for N in (16, 32, 64, 256)]
+CASES = [(n, N) for n in FAST for N in (2, 4, 16, 64, 256)] + [("ptd", N) for N in (16, 32, 64, 128, 256)]
 
 
 @pytest.mark.parametrize("name,N", CASES)

@@ -16,7 +16,7 @@ from ssm.init.ptd import (
     ptd_init,
 )
 
-SHIPPED = (16, 32, 64, 256)
+SHIPPED = (16, 32, 64, 128, 256)
 
 
 def rel_norm(E, N):
