@@ -1,7 +1,7 @@
 """DSS: diagonal state spaces (Gupta, Gu & Berant, arXiv 2203.14343), variants exp and softmax.
 
-Lambda (N/2 complex modes, shared by the H channels), one dt per channel and a complex output W per
-channel (B is folded into W). With ``x = dt Lambda`` the kernel is (Sec. 3, Prop. 1)
+Lambda (N/2 complex modes, shared by the H channels), per-channel timesteps and a complex output W
+per channel (B is folded into W). With ``x = dt Lambda`` the kernel is (Sec. 3, Prop. 1)
 
 * ``exp``:     ``K[k] = Re(sum_i W_i f_i exp(x_i k))``, ``f_i = (exp(x_i) - 1)/Lambda_i`` (the ZOH input
   factor with B = 1, :func:`ssm.discretize.zoh`); Re(Lambda) = -exp(.) < 0.
@@ -11,6 +11,11 @@ channel (B is folded into W). With ``x = dt Lambda`` the kernel is (Sec. 3, Prop
   ``exp(-x (l_max-1-k)) / sum_m exp(-x m)``, so nothing overflows. The kernel is defined for
   L <= l_max; longer sequences raise. Its recurrent form multiplies the state by exp(x) with
   |exp(x)| > 1 for such modes, so its state and step set-up are kept in float64/complex128.
+
+Timesteps: by default (``sep_dt_re_im=True``, as in the DSS authors' code) each channel has two, one
+scaling the real and one the imaginary part of Lambda: ``x = dt_re Re(Lambda) + i dt_im Im(Lambda)``
+(both start at the same log-uniform draw); the formulas above keep ``Lambda`` itself in ``f_i`` and
+in the softmax's ``1/Lambda_i``. ``sep_dt_re_im=False``: one dt, ``x = dt Lambda``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from torch import Tensor
 
 from .. import discretize, kernels
 from ..init import diag_init
-from .base import check_choice
+from .base import check_bool, check_choice
 from .s4d import _RE_FLOOR, DiagSSMLayer, _init_C
 
 __all__ = ["DSS", "DSS_INITS", "DSS_VARIANTS"]
@@ -40,16 +45,18 @@ class DSS(DiagSSMLayer):
         variant: "exp" | "softmax".
         l_max: softmax only: the length the kernel is normalized over (required for "softmax").
         init: "dss" (skew part of HiPPO-LegS, minus 1/2) | "legs" | "inv" | "lin" | "real".
+        sep_dt_re_im: two timesteps per channel, for the real and the imaginary part of Lambda
+            (default, as in the DSS code); False: one.
         dt_min, dt_max, channels, bidirectional, dropout, tie_dropout, transposed: as for :class:`ssm.S4D`.
 
-    Parameters: ``log_dt`` (H,), ``A_real`` (N/2,) (exp: Re(Lambda) = -exp(A_real); softmax:
+    Parameters: ``log_dt`` (H, 2) (columns: real, imaginary part; (H,) if not ``sep_dt_re_im``), ``A_real`` (N/2,) (exp: Re(Lambda) = -exp(A_real); softmax:
     Re(Lambda) = A_real), ``A_imag`` (N/2,), ``W`` (channels * n_dir, H, N/2, 2), ``D`` (channels, H).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, variant: str = "exp", l_max: Optional[int] = None,
                  init: str = "dss", dt_min: float = 1e-3, dt_max: float = 1e-1, channels: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, transposed: bool = False,
-                 tie_dropout: bool = False) -> None:
+                 tie_dropout: bool = False, sep_dt_re_im: bool = True) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
                          bidirectional=bidirectional, tie_dropout=tie_dropout)
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
@@ -67,14 +74,25 @@ class DSS(DiagSSMLayer):
         Lambda, _, _ = diag_init(init, d_state)
         re = -Lambda.real
         a_real = torch.log(re.clamp(min=_RE_FLOOR)) if variant == "exp" else -re
-        self.register_ssm_param("log_dt", discretize.init_log_dt((d_model,), dt_min, dt_max).to(dtype))
+        self.sep_dt_re_im = check_bool("sep_dt_re_im", sep_dt_re_im)
+        log_dt = discretize.init_log_dt((d_model,), dt_min, dt_max).to(dtype)
+        if self.sep_dt_re_im:
+            log_dt = log_dt.unsqueeze(-1).repeat(1, 2)  # the same draw for both parts
+        self.register_ssm_param("log_dt", log_dt)
         self.register_ssm_param("A_real", a_real.to(dtype))
         self.register_ssm_param("A_imag", Lambda.imag.to(dtype))
         self.W = torch.nn.Parameter(_init_C(channels * self.n_dir, d_model, None, d_state, dtype))
 
     def timestep(self) -> Tensor:
-        """The current positive timestep, (H,)."""
+        """The current positive timesteps: (H, 2) (real, imaginary part) if ``sep_dt_re_im``, else (H,)."""
         return discretize.dt_from_param(self.log_dt)
+
+    def _exponent(self, Lam: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
+        """``x`` (H, N/2): ``dt Lambda``, or ``dt_re Re(Lambda) + i dt_im Im(Lambda)``."""
+        dt = self.timestep() if dtype is None else self.timestep().to(dtype)
+        if not self.sep_dt_re_im:
+            return dt.unsqueeze(-1) * Lam
+        return torch.complex(dt[:, :1] * Lam.real, dt[:, 1:] * Lam.imag)
 
     def state_matrix(self) -> Tensor:
         """Lambda, (N/2,) complex."""
@@ -90,15 +108,17 @@ class DSS(DiagSSMLayer):
                              f"for sequences up to that length; got L={L}")
 
     def _diag_system(self) -> tuple[Tensor, Tensor, Tensor]:
-        dt = self.timestep().unsqueeze(-1)  # (H, 1)
         Lam = self.state_matrix()
         W = torch.view_as_complex(self.W)
         if self.variant == "exp":
-            _, f = discretize.zoh(dt, Lam, torch.ones_like(Lam), check=False, diagonal=True)
-            return dt * Lam, f, W / 2  # y = Re(W . x) = 2 Re(W/2 . x)
+            x = self._exponent(Lam)
+            # f = (exp(x) - 1)/Lambda = (x/Lambda) phi1(x): the series branch of phi1 keeps small |x|
+            # accurate (with one dt, x/Lambda = dt and f is ZOH's input factor for B = 1)
+            f = (x / Lam) * discretize._phi1(x)
+            return x, f, W / 2  # y = Re(W . x) = 2 Re(W/2 . x)
         # softmax: recurrent form in float64 (|exp(x)| may exceed 1); C = W / (Lambda S), S = sum_j e^{xj}
-        dt, Lam, W = dt.double(), Lam.to(torch.complex128), W.to(torch.complex128)
-        x = dt * Lam
+        Lam, W = Lam.to(torch.complex128), W.to(torch.complex128)
+        x = self._exponent(Lam, torch.float64)
         S = torch.expm1(x * self.l_max) / torch.expm1(x)
         return x, torch.ones_like(x), W / (2 * Lam * S)
 
@@ -106,9 +126,8 @@ class DSS(DiagSSMLayer):
         self._check_length(L)
         if self.variant == "exp":
             return super()._kernels(L)
-        dt = self.timestep().unsqueeze(-1)
         Lam = self.state_matrix()
-        x = dt * Lam  # (H, N/2)
+        x = self._exponent(Lam)  # (H, N/2)
         flip = x.real > 0
         xs = torch.where(flip, -x, x)  # Re(xs) <= 0: exp(xs m) never overflows
         S = torch.expm1(xs * self.l_max) / torch.expm1(xs)  # sum_{m < l_max} exp(xs m)
@@ -126,4 +145,5 @@ class DSS(DiagSSMLayer):
     def extra_repr(self) -> str:
         extra = f", l_max={self.l_max}" if self.variant == "softmax" else ""
         return (f"d_model={self.d_model}, d_state={self.d_state}, variant={self.variant!r}{extra}, "
-                f"init={self.init!r}, channels={self.channels}, bidirectional={self.bidirectional}")
+                f"init={self.init!r}, sep_dt_re_im={self.sep_dt_re_im}, channels={self.channels}, "
+                f"bidirectional={self.bidirectional}")

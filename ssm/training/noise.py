@@ -7,8 +7,10 @@ At test time only, every SSM layer's input ``u`` (B, L, H) receives
 a single continuous-time Fourier mode of frequency ``omega`` read on the layer's own time grid
 ``t = k * dt`` (dt from ``layer.timestep()``; the study used a = 0.1, omega = 325.4 on sequential
 CIFAR-10). S4D-LegS, whose transfer function spikes near such frequencies, degrades; S4-PTD does not.
-S4/S4D/DSS have one dt per channel h. S5 has one dt per stored state rather than per channel; its
-time grid uses the geometric mean of those dt (one time unit for the whole layer).
+S4/S4D have one dt per channel h; DSS has one, or (``sep_dt_re_im``, its default) one for the real and
+one for the imaginary part of Lambda, whose geometric mean is the channel's time unit. S5 has one dt
+per stored state rather than per channel; its time grid uses the geometric mean of those dt (one time
+unit for the whole layer).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def layer_time_unit(layer: nn.Module) -> Tensor:
     H = layer.d_model
     if isinstance(layer, S5):  # one dt per stored state (P/2 of them), not per channel
         return torch.exp(torch.log(dt).mean()).expand(H)
+    if dt.shape == (H, 2):  # DSS with separate real / imaginary timesteps
+        return torch.exp(torch.log(dt).mean(-1))
     if dt.shape != (H,):
         raise ValueError(f"{type(layer).__name__}.timestep() has shape {tuple(dt.shape)}; expected ({H},)")
     return dt

@@ -11,10 +11,13 @@ from layer_cases import perturb_, rel_err
 
 def formula_kernel(layer: ssm.DSS, L: int) -> torch.Tensor:
     """Paper formulas evaluated directly in float64 (no shift): exp and softmax."""
-    dt = layer.timestep().double().unsqueeze(-1)
+    dt = layer.timestep().double()
     Lam = layer.state_matrix().to(torch.complex128)
     W = torch.view_as_complex(layer.W.double())
-    x = dt * Lam  # (H, M)
+    if layer.sep_dt_re_im:  # dt (H, 2): real and imaginary parts scaled separately
+        x = dt[:, :1] * Lam.real + 1j * dt[:, 1:] * Lam.imag  # (H, M)
+    else:
+        x = dt.unsqueeze(-1) * Lam
     if layer.variant == "exp":
         coef = W * (torch.exp(x) - 1) / Lam
         pos = torch.arange(L, dtype=torch.float64)
@@ -25,12 +28,30 @@ def formula_kernel(layer: ssm.DSS, L: int) -> torch.Tensor:
     return (coef.unsqueeze(-1) * torch.exp(x.unsqueeze(-1) * pos)).sum(-2).real
 
 
+@pytest.mark.parametrize("sep", [True, False], ids=["sep-dt", "one-dt"])
 @pytest.mark.parametrize("variant", ["exp", "softmax"])
 @pytest.mark.parametrize("L", [1, 17, 64])
-def test_kernel_equals_formula(variant, L):
+def test_kernel_equals_formula(variant, L, sep):
     kw = {"l_max": 64} if variant == "softmax" else {}
-    layer = perturb_(ssm.DSS(3, 8, variant=variant, channels=2, **kw).double(), 0.05)
+    layer = perturb_(ssm.DSS(3, 8, variant=variant, channels=2, sep_dt_re_im=sep, **kw).double(), 0.05)
+    if sep:
+        assert (layer.log_dt[:, 0] - layer.log_dt[:, 1]).abs().min() > 0  # the two parts differ
     assert rel_err(layer.conv_kernel(L), formula_kernel(layer, L)) < 1e-10
+
+
+@pytest.mark.parametrize("variant", ["exp", "softmax"])
+def test_separate_timesteps_start_equal_and_reduce_to_one(variant):
+    """sep_dt_re_im (the default): log_dt (H, 2), one draw for both parts at init; with equal parts
+    the layer is the one-dt layer."""
+    kw = {"l_max": 32} if variant == "softmax" else {}
+    sep = ssm.DSS(3, 8, variant=variant, **kw).double()
+    one = ssm.DSS(3, 8, variant=variant, sep_dt_re_im=False, **kw).double()
+    assert sep.sep_dt_re_im and sep.log_dt.shape == (3, 2) and one.log_dt.shape == (3,)
+    assert torch.equal(sep.log_dt[:, 0], sep.log_dt[:, 1])
+    one.load_state_dict({**sep.state_dict(), "log_dt": sep.log_dt[:, 0].clone()})
+    assert rel_err(one.conv_kernel(32), sep.conv_kernel(32)) < 1e-12
+    with pytest.raises(TypeError, match="sep_dt_re_im must be a bool"):
+        ssm.DSS(3, 8, sep_dt_re_im=1)
 
 
 def test_softmax_positive_real_part_is_stable_in_float32():

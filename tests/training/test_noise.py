@@ -62,6 +62,8 @@ def test_noise_is_added_to_each_layer_input(make) -> None:
     torch.testing.assert_close(layer(x), clean)  # the hooks are gone after the block
     if isinstance(layer, ssm.S5):  # one dt per state: the layer's geometric-mean dt on every channel
         torch.testing.assert_close(dt, torch.exp(torch.log(layer.timestep()).mean()).expand(4))
+    elif isinstance(layer, ssm.DSS) and layer.sep_dt_re_im:  # geometric mean of the two per channel
+        torch.testing.assert_close(dt, torch.sqrt(layer.timestep()[:, 0] * layer.timestep()[:, 1]))
     else:
         torch.testing.assert_close(dt, layer.timestep())
 
