@@ -33,6 +33,13 @@ from .s4d import _RE_FLOOR, DiagSSMLayer, _init_C
 __all__ = ["DSS", "DSS_INITS", "DSS_VARIANTS"]
 
 DSS_VARIANTS = ("exp", "softmax")
+
+
+def _softmax_sum(x: Tensor, n: int) -> Tensor:
+    """``sum_{m < n} exp(x m) = expm1(n x) / expm1(x)``, written as ``n phi1(n x) / phi1(x)`` with
+    ``phi1(z) = expm1(z)/z``: the same value, but its gradient keeps full precision as x -> 0, where
+    autograd through the plain ratio cancels (float32 relative error ~1e-3 at |x| = 1e-6)."""
+    return n * discretize._phi1(x * n) / discretize._phi1(x)
 DSS_INITS = ("dss", "legs", "inv", "lin", "real")
 
 
@@ -119,7 +126,7 @@ class DSS(DiagSSMLayer):
         # softmax: recurrent form in float64 (|exp(x)| may exceed 1); C = W / (Lambda S), S = sum_j e^{xj}
         Lam, W = Lam.to(torch.complex128), W.to(torch.complex128)
         x = self._exponent(Lam, torch.float64)
-        S = torch.expm1(x * self.l_max) / torch.expm1(x)
+        S = _softmax_sum(x, self.l_max)
         return x, torch.ones_like(x), W / (2 * Lam * S)
 
     def _kernels(self, L: int) -> tuple[Tensor, Optional[Tensor]]:
@@ -130,7 +137,7 @@ class DSS(DiagSSMLayer):
         x = self._exponent(Lam)  # (H, N/2)
         flip = x.real > 0
         xs = torch.where(flip, -x, x)  # Re(xs) <= 0: exp(xs m) never overflows
-        S = torch.expm1(xs * self.l_max) / torch.expm1(xs)  # sum_{m < l_max} exp(xs m)
+        S = _softmax_sum(xs, self.l_max)  # sum_{m < l_max} exp(xs m)
         c = torch.view_as_complex(self.W) / (2 * Lam * S)  # (channels * n_dir, H, N/2)
         zero = torch.zeros((), dtype=c.dtype)
         Lk = self.l_max

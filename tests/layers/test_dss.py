@@ -85,3 +85,19 @@ def test_softmax_length_limit_and_errors():
     with pytest.raises(ValueError, match="'softmax'"):
         ssm.DSS(2, 8, variant="bad")
     assert (ssm.DSS(2, 8).state_matrix().real < 0).all()
+
+
+def test_softmax_gradient_is_accurate_for_tiny_exponents():
+    """dt Lambda ~ 1e-6: the float32 gradients of the softmax kernel match float64 (A, W to ~1e-7;
+    log_dt, whose gradient is ~1e-11 here, to a few 1e-3). Through the plain
+    expm1(n x)/expm1(x) ratio the log_dt gradient was off by a factor ~100 (cancellation)."""
+    layer = ssm.DSS(2, 8, variant="softmax", l_max=64, dt_min=1e-6, dt_max=2e-6).double()
+    grads = {}
+    for dtype in (torch.float64, torch.float32):
+        lay = layer.to(dtype)
+        lay.zero_grad(set_to_none=True)
+        lay.conv_kernel(64).pow(2).sum().backward()
+        grads[dtype] = {n: p.grad.double().clone() for n, p in lay.named_parameters() if p.grad is not None}
+    for name, g64 in grads[torch.float64].items():
+        assert rel_err(grads[torch.float32][name], g64) < (5e-2 if name == "log_dt" else 1e-5), name
+
