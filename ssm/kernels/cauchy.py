@@ -7,6 +7,8 @@ over the conjugate pairs, ``conj(v[n]) / (z[l] - conj(w[n]))``, so only one half
 Backends (one signature): ``cauchy_ref`` materializes the (..., N, L) tensor (ground truth),
 ``cauchy_torch`` chunks over L in forward and backward so that only (..., N, chunk) temporaries exist,
 ``cauchy_keops`` runs fused KeOps reductions (CPU or GPU, following the tensors' device).
+For S4's case (conjugate pairs, poles shared by every leading batch of v, points on the imaginary
+axis) the torch backend runs :func:`ssm.kernels.cauchy_pairs` instead, and ``auto`` picks it on the CPU.
 
 Gradients (PyTorch's convention: for upstream g, grad_a = sum g * conj(d out / d a)), with
 r[n, l] = 1 / (z[l] - w[n]):
@@ -34,7 +36,9 @@ from ssm.kernels.backend import (
     from_pairs,
     keops_sum,
     resolve_backend,
+    CAUCHY_SHARED,
 )
+from ssm.kernels.shared_poles import cauchy_pairs
 
 __all__ = ["cauchy", "cauchy_keops", "cauchy_ref", "cauchy_torch"]
 
@@ -206,8 +210,19 @@ def cauchy(v: Tensor, z: Tensor, w: Tensor, conj: bool = False, backend: Backend
         )
     batch = batch_shape(op, v=v, w=w)
     n_poles = v.shape[-1] * (2 if conj else 1)
-    name = resolve_backend(backend, op, v, batch.numel() * n_poles * z.shape[0])
+    shared = _shared_poles_at_imaginary_points(v, z, w, conj)
+    name = resolve_backend(backend, CAUCHY_SHARED if shared else op, v, batch.numel() * n_poles * z.shape[0])
+    if name == "torch" and shared:
+        return cauchy_pairs(v, z.imag, w)
     return _IMPLS[name](v, z, w, conj)
+
+
+def _shared_poles_at_imaginary_points(v: Tensor, z: Tensor, w: Tensor, conj: bool) -> bool:
+    """S4's case: conjugate pairs, poles w (H, N) shared by every leading batch of v (..., H, N),
+    points z = i s on the imaginary axis, no gradient w.r.t. z. The torch backend then runs
+    :func:`ssm.kernels.cauchy_pairs` (reciprocals once per (pole, point), real arithmetic)."""
+    return (conj and w.dim() == 2 and v.dim() >= 2 and tuple(v.shape[-2:]) == tuple(w.shape)
+            and not z.requires_grad and bool((z.real == 0).all()))
 
 
 _IMPLS = {

@@ -9,9 +9,9 @@ of unity ``omega_k = exp(-2 pi i k / L)`` (Sec. 3.3, Lemma C.3):
     z = (2/dt) (1 - omega)/(1 + omega),   C~ = C (I - Ad^L),
 
 with ``(z - A)^{-1}`` expanded by the Woodbury identity into four Cauchy sums over the same
-poles and points, evaluated together (:func:`ssm.kernels.cauchy_pairs` on CPU: each conjugate pair is one
-real-coefficient fraction, so the (H, N/2, L/2) reciprocal grid is formed once for all sums;
-:func:`ssm.kernels.cauchy` on other devices). ``C`` (the parameter) is the true output vector, and ``C~`` is built for
+poles and points, evaluated together by :func:`ssm.kernels.cauchy` (on the CPU its torch backend's
+pairs path: each conjugate pair is one real-coefficient fraction, so the (H, N/2, L/2) reciprocal grid
+is formed once for all sums; on a GPU the compiled kernels). ``C`` (the parameter) is the true output vector, and ``C~`` is built for
 the requested L on every call (``Ad^L`` by repeated squaring of the dense bilinear ``Ad``), so
 ``conv_kernel(L)`` is exactly the length-L kernel for any L and the state_dict does not depend on L.
 At ``omega = -1`` (even L) z is infinite; there the singularity-free form
@@ -33,7 +33,6 @@ import torch
 from torch import Tensor
 
 from .. import discretize, kernels
-from ..kernels.shared_poles import cauchy_pairs
 from ..init import nplr
 from .base import check_choice, check_n_ssm, repeat_copies, reverse_within_lengths
 from .fftconv import ConvSSMLayer
@@ -65,10 +64,9 @@ def _cols_krylov(b: Tensor, A: Tensor, T: int) -> Tensor:
 def _cauchy_sums(v: Tensor, s: Tensor, w: Tensor) -> Tensor:
     """S4's Cauchy sums at ``z = i s`` (conjugate pairs included): (..., H, M) -> (..., H, F).
 
-    On CPU :func:`ssm.kernels.cauchy_pairs` (reciprocals shared by all the sums, half the poles); elsewhere
-    :func:`ssm.kernels.cauchy` with ``backend="auto"`` (compiled CUDA or KeOps kernels)."""
-    if s.device.type == "cpu":
-        return cauchy_pairs(v, s, w)
+    Through :func:`ssm.kernels.cauchy` with ``backend="auto"``: poles shared by all the sums at
+    imaginary points, so on the CPU the torch backend's pairs path (:func:`ssm.kernels.cauchy_pairs`),
+    on a GPU the compiled CUDA kernels (or KeOps, or torch)."""
     return kernels.cauchy(v, torch.complex(torch.zeros_like(s), s), w, conj=True)
 
 

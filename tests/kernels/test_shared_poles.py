@@ -48,3 +48,41 @@ def test_cauchy_pairs_float32_and_gradcheck():
     out32 = cp.cauchy_pairs(v.detach().to(torch.complex64), s.float(), w.detach().to(torch.complex64))
     assert out32.dtype == torch.complex64
     assert rel_err(out32.to(ref.dtype), ref) < 1e-5
+
+
+def test_dispatcher_routes_shared_poles_at_imaginary_points(monkeypatch):
+    """cauchy(v, i s, w, conj=True) with poles (H, M) shared by v (..., H, M): auto picks torch on the
+    CPU and the torch backend runs cauchy_pairs; other calls keep the general paths."""
+    import importlib
+
+    from ssm.kernels import backend as B
+    from ssm.kernels import cauchy_ref
+
+    C = importlib.import_module("ssm.kernels.cauchy")  # the module (the package exports a function of that name)
+
+    gen = torch.Generator().manual_seed(3)
+    v = torch.randn(2, 3, 4, 5, dtype=torch.complex128, generator=gen)
+    w = torch.complex(-torch.rand(4, 5, dtype=torch.float64, generator=gen) - 0.1,
+                      torch.randn(4, 5, dtype=torch.float64, generator=gen))
+    s = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    z = torch.complex(torch.zeros_like(s), s)
+    calls = []
+    real_pairs = C.cauchy_pairs
+    monkeypatch.setattr(C, "cauchy_pairs", lambda *a: calls.append(1) or real_pairs(*a))
+    assert B.resolve_backend("auto", C.CAUCHY_SHARED, v, 1 << 30) == "torch"
+    vv, ww = v.clone().requires_grad_(), w.clone().requires_grad_()
+    out = C.cauchy(vv, z, ww, conj=True)
+    assert calls, "the shared-pole case must take the pairs path"
+    torch.testing.assert_close(out, cauchy_ref(v, z, w, conj=True), rtol=1e-12, atol=1e-12)
+    g = torch.randn(out.shape, dtype=out.dtype, generator=gen)
+    got = torch.autograd.grad(out, (vv, ww), g)
+    vr, wr = v.clone().requires_grad_(), w.clone().requires_grad_()
+    want = torch.autograd.grad(cauchy_ref(vr, z, wr, conj=True), (vr, wr), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    calls.clear()
+    C.cauchy(v, z + 0.5, w, conj=True, backend="torch")  # points off the imaginary axis
+    C.cauchy(v, z, w, conj=False, backend="torch")  # no conjugate pairs
+    C.cauchy(v, z.clone().requires_grad_(), w, conj=True, backend="torch")  # gradient w.r.t. z wanted
+    C.cauchy(v, z, w.expand(2, 3, 4, 5), conj=True, backend="torch")  # poles not shared
+    assert not calls
