@@ -210,7 +210,8 @@ def cauchy(v: Tensor, z: Tensor, w: Tensor, conj: bool = False, backend: Backend
         )
     batch = batch_shape(op, v=v, w=w)
     n_poles = v.shape[-1] * (2 if conj else 1)
-    shared = _shared_poles_at_imaginary_points(v, z, w, conj)
+    # (checked on the CPU, or where the torch backend is asked for: on a GPU the check would sync)
+    shared = (v.device.type == "cpu" or backend == "torch") and _shared_poles_at_imaginary_points(v, z, w, conj)
     name = resolve_backend(backend, CAUCHY_SHARED if shared else op, v, batch.numel() * n_poles * z.shape[0])
     if name == "torch" and shared:
         return cauchy_pairs(v, z.imag, w)
