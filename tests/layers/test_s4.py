@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -134,3 +136,24 @@ def test_kernel_with_higher_rank_correction(rank):
     layer.P = torch.nn.Parameter(0.5 * torch.randn(rank, 2, 4, 2, dtype=torch.float64, generator=g))
     for L in (7, 16):
         assert rel_err(layer.conv_kernel(L), naive_kernel(layer, L)) < 1e-9
+
+
+@pytest.mark.parametrize("init", ["legs", "legt"])
+def test_dplr_step_equals_dense_step_and_conv(init):
+    """Above DPLR_STEP_MIN_STATE the CPU step runs in DPLR form (O(N rank)); it equals the dense A_bar
+    step and the convolution (rank 1 for LegS, 2 for LegT; two shared SSM copies)."""
+    N = ssm.S4.DPLR_STEP_MIN_STATE + 1 if ssm.S4.DPLR_STEP_MIN_STATE % 2 else ssm.S4.DPLR_STEP_MIN_STATE
+    layer = perturb_(ssm.S4(4, N, init=init, n_ssm=2).double(), 0.05).eval()
+    x = torch.randn(2, 23, 4, dtype=torch.float64)
+    dense = copy.deepcopy(layer)
+    dense.DPLR_STEP_MIN_STATE = N + 1  # instance override: the dense step
+    with torch.no_grad():
+        y_conv = layer(x)
+        s_dplr, s_dense, ys = layer.default_state(2), dense.default_state(2), []
+        for t in range(x.shape[1]):
+            y_t, s_dplr = layer.step(x[:, t], s_dplr)
+            y_d, s_dense = dense.step(x[:, t], s_dense)
+            assert rel_err(y_t, y_d) < 1e-10 and rel_err(s_dplr, s_dense) < 1e-10
+            ys.append(y_t)
+    assert "step_dplr" in layer._cache and "step_dplr" not in dense._cache
+    assert rel_err(torch.stack(ys, 1), y_conv) < 1e-9
