@@ -130,13 +130,17 @@ def run(cfg: Config, min_run_time: float, with_step: bool) -> Result:
     return res
 
 
-def _memory_worker(cfg: Config) -> float | None:
-    pin_malloc_to_mmap()
-    torch.set_num_threads(1)
+def _measure_peak_mb(cfg: Config) -> float | None:
     _, x, fwdbwd = _setup(cfg)
     fwdbwd()
     peak = peak_memory_bytes(fwdbwd, x.device)
     return None if peak is None else peak / 2**20
+
+
+def _memory_worker(cfg: Config) -> float | None:
+    pin_malloc_to_mmap()
+    torch.set_num_threads(1)
+    return _measure_peak_mb(cfg)
 
 
 def peak_memory(cfg: Config) -> float | None:
@@ -145,10 +149,7 @@ def peak_memory(cfg: Config) -> float | None:
     mmap, which would slow the timed small-tensor code (``step``) about 3x in this process. On CUDA
     the allocator's own peak counter is exact, so it is read in this process."""
     if cfg.device != "cpu":
-        _, x, fwdbwd = _setup(cfg)
-        fwdbwd()
-        peak = peak_memory_bytes(fwdbwd, x.device)
-        return None if peak is None else peak / 2**20
+        return _measure_peak_mb(cfg)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_memory_worker, (cfg,))
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ssm.kernels import _ext
+from ssm.kernels.backend import batch_shape
 
 __all__ = [
     "cauchy_cuda",
@@ -221,14 +222,6 @@ def _check_length(op: str, L: object) -> int:
     return L
 
 
-def _batch(op: str, **tensors: Tensor) -> torch.Size:
-    try:
-        return torch.broadcast_shapes(*(t.shape[:-1] for t in tensors.values()))
-    except RuntimeError:
-        shapes = {n: tuple(t.shape) for n, t in tensors.items()}
-        raise ValueError(f"{op}: leading (batch) dims of {shapes} do not broadcast") from None
-
-
 def _flat(t: Tensor, batch: torch.Size) -> Tensor:
     return t.expand(*batch, t.shape[-1]).reshape(-1, t.shape[-1])
 
@@ -251,7 +244,7 @@ def cauchy_cuda(v: Tensor, z: Tensor, w: Tensor, conj: bool = False) -> Tensor:
         raise ValueError(f"{op}: z must be 1-D (L,), got shape {tuple(z.shape)}")
     if v.shape[-1] != w.shape[-1]:
         raise ValueError(f"{op}: v and w must share the last dim N, got {tuple(v.shape)}, {tuple(w.shape)}")
-    batch = _batch(op, v=v, w=w)
+    batch = batch_shape(op, v=v, w=w)
     out = torch.ops.ssm.cauchy(_flat(v, batch), z, _flat(w, batch), bool(conj))
     return out.reshape(*batch, z.shape[0])
 
@@ -272,7 +265,7 @@ def vandermonde_cuda(v: Tensor, x: Tensor, L: int, conj: bool = False) -> Tensor
         raise TypeError(f"{op}: x must have v's dtype {v.dtype}, got {x.dtype}")
     if v.shape[-1] != x.shape[-1]:
         raise ValueError(f"{op}: v and x must share the last dim N, got {tuple(v.shape)}, {tuple(x.shape)}")
-    batch = _batch(op, v=v, x=x)
+    batch = batch_shape(op, v=v, x=x)
     return torch.ops.ssm.vandermonde(_flat(v, batch), _flat(x, batch), L, bool(conj)).reshape(*batch, L)
 
 
@@ -297,6 +290,6 @@ def vandermonde_transpose_cuda(u: Tensor, v: Tensor, x: Tensor, L: int) -> Tenso
         raise ValueError(f"{op}: u must have shape (..., L) with L={L}, got {tuple(u.shape)}")
     if v.shape[-1] != x.shape[-1]:
         raise ValueError(f"{op}: v and x must share the last dim N, got {tuple(v.shape)}, {tuple(x.shape)}")
-    batch = _batch(op, u=u, v=v, x=x)
+    batch = batch_shape(op, u=u, v=v, x=x)
     out = torch.ops.ssm.vandermonde_transpose(_flat(u, batch), _flat(v, batch), _flat(x, batch), L)
     return out.reshape(*batch, v.shape[-1])
