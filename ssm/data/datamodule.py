@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from .tokenize import PAD
@@ -69,11 +70,9 @@ class PairDataset(Dataset):
 
 
 def _pad(seqs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Right-pad to the longest sequence with ``PAD`` (torch's ``pad_sequence``); also the lengths."""
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = seqs[0].new_full((len(seqs), int(lengths.max())) + tuple(seqs[0].shape[1:]), PAD)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out, lengths
+    return pad_sequence(list(seqs), batch_first=True, padding_value=PAD), lengths
 
 
 def collate_sequences(batch: Sequence[tuple[Tensor, int]]) -> dict[str, Tensor]:

@@ -9,7 +9,9 @@ complex modes ``Lambda`` (n = 0 .. N/2-1), and a model computes outputs as ``2 R
 * ``legs``: S4D-LegS = the Lambda of the NPLR form of HiPPO-LegS (``Re = -1/2``) with
   ``B = V^* B_legs / 2``. The 1/2 is the convention of S4D's Theorem 3 (the diagonal system
   ``(Lambda, V^* B/2)`` is the one whose kernel converges to HiPPO-LegS's as N grows); the original
-  S4 code drops it, which only rescales C. ``V`` is returned (C~ = C V).
+  S4 code drops it, which only rescales C. ``V`` is returned (C~ = C V). ``b_clip=c`` applies S4's
+  released B clip first, ``B = clip(V^* B_legs, c) / 2`` (:func:`ssm.init.dplr.clip_imag`), so the
+  same modes are clipped as in that code, whose B lacks the 1/2; only ``legs`` accepts ``b_clip``.
 * ``inv``: ``Lambda_n = -1/2 + i (N/pi) (N/(2n+1) - 1)``, ``B = 1``, ``V = None``.
 * ``lin``: ``Lambda_n = -1/2 + i pi n``, ``B = 1``, ``V = None``.
 * ``real``: ``Lambda_n = -(n+1)`` (imaginary part 0), ``B = 1``, ``V = None``.
@@ -35,7 +37,7 @@ import math
 import torch
 from torch import Tensor
 
-from .dplr import nplr, normal_eig
+from .dplr import check_b_clip, clip_imag, nplr, normal_eig
 from .hippo import check_size, hippo
 
 __all__ = ["DIAG_INITS", "diag_init"]
@@ -65,13 +67,17 @@ def _one_block(name: str, N: int) -> tuple[Tensor, Tensor, Tensor | None]:
     return ptd_init(N)
 
 
-def diag_init(name: str, N: int, blocks: int = 1) -> tuple[Tensor, Tensor, Tensor | None]:
+def diag_init(
+    name: str, N: int, blocks: int = 1, b_clip: float | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Diagonal init in the conjugate-half convention.
 
     Args:
         name: ``"legs" | "inv" | "lin" | "real" | "dss" | "ptd"`` (see the module docstring).
         N: size of the real state (even; divisible by ``2 * blocks``).
         blocks: number J of diagonal blocks (S5); each block is the init of size N/J.
+        b_clip: ``legs`` only: S4's released clip of ``Im(V^* B)`` to ``[-b_clip, b_clip]`` before
+            the 1/2 (None: no clip).
 
     Returns:
         ``Lambda`` (N/2,) complex128 (every real part < 0), ``B`` (N/2,) complex128, and ``V``
@@ -87,8 +93,13 @@ def diag_init(name: str, N: int, blocks: int = 1) -> tuple[Tensor, Tensor, Tenso
             f"N must be divisible by 2*blocks (each of the {blocks} blocks needs an even size), "
             f"got N={N}, blocks={blocks}"
         )
+    b_clip = check_b_clip(b_clip)
+    if b_clip is not None and name != "legs":
+        raise ValueError(f"b_clip applies to init 'legs' only (S4's released B clip), got init {name!r}")
     Lambda, B, V = _diag_init_cached(name, N, blocks)
-    return Lambda.clone(), B.clone(), None if V is None else V.clone()
+    # B of legs is V^* B_legs / 2: clip the unhalved value, as the released code does
+    B = clip_imag(2 * B, b_clip) / 2 if b_clip is not None else B.clone()
+    return Lambda.clone(), B, None if V is None else V.clone()
 
 
 @functools.lru_cache(maxsize=64)

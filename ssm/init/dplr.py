@@ -16,6 +16,20 @@ where ``B~ = V^* B`` and ``P~ = V^* p``. Eigenvalues ``mu = 0`` (FouT has them) 
 number for even N; their eigenspace is spanned by a real orthonormal basis ``q_1, q_2, ...`` that we
 pair as ``(q_1 + i q_2)/sqrt2`` so that the identity above still holds. Odd N is rejected: a real
 skew matrix of odd size has an unpaired zero eigenvalue and no conjugate half exists.
+
+Phases. An eigenvector is defined up to a factor ``e^{i theta}``, which rotates ``B~`` and ``P~`` (and
+the ``C~ = C V`` a model would map) without changing the real system. We fix it as LAPACK's Hermitian
+solver (``zheevd``, behind ``torch.linalg.eigh``) returns it, and enforce it explicitly: the first
+component of every eigenvector is real (its sign as the solver gives it). S4's released code
+diagonalizes the same Hermitian matrix with the same solver and keeps the conjugate half
+(``Im Lambda < 0``); with the first component real in both, its eigenvectors are ours conjugated up
+to a sign, so ``|Im B~|`` agrees mode by mode and the clip below touches the same modes by the same
+amount.
+
+B clip (S4's released code, ``nplr(..., B_clip=2.0)``, on by default there): the imaginary part of
+``B~ = V^* B`` is clamped to ``[-c, c]``. This is not in the paper; it changes about a third of the
+modes at N = 64 for LegS (those with |Im B~| > 2, the high-frequency ones). ``b_clip=None`` (our
+default) keeps the exact ``B~``.
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from torch import Tensor
 
 from .hippo import check_measure, check_size, hippo, rank_correction
 
-__all__ = ["nplr", "normal_eig"]
+__all__ = ["nplr", "normal_eig", "clip_imag", "check_b_clip"]
 
 # |mu| below this (relative to the spectral norm of the skew part) is treated as an exact zero.
 _ZERO_TOL = 1e-10
@@ -74,15 +88,48 @@ def normal_eig(S: Tensor) -> tuple[Tensor, Tensor]:
         mu_pos = torch.cat([mu_pos, torch.zeros(n_zero // 2, dtype=torch.float64)])
     order = torch.argsort(mu_pos, descending=True)
     Lambda = torch.complex(torch.full_like(mu_pos, c.item()), mu_pos)[order]
-    return Lambda, V_pos[:, order]
+    return Lambda, _real_first_component(V_pos[:, order])
 
 
-def nplr(measure: str, N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _real_first_component(V: Tensor) -> Tensor:
+    """Rotate each column so that its first entry is real, keeping the sign of its real part.
+
+    LAPACK's ``zheevd`` already returns such vectors (then nothing changes); this makes the phase
+    convention explicit and independent of the LAPACK build. Columns whose first entry is zero (FouT's
+    paired null space) are left as they are.
+    """
+    v0 = V[0]
+    mag = v0.abs()
+    ok = mag > 1e-12
+    phase = torch.where(ok, v0 / torch.where(ok, mag, torch.ones_like(mag)), torch.ones_like(v0))
+    phase = torch.where(phase.real < 0, -phase, phase)
+    return V * phase.conj()
+
+
+def check_b_clip(b_clip: object) -> float | None:
+    """``b_clip`` must be None or a positive finite number; returns it as a float."""
+    if b_clip is None:
+        return None
+    if isinstance(b_clip, bool) or not isinstance(b_clip, (int, float)) or not 0 < float(b_clip) < float("inf"):
+        raise ValueError(f"b_clip must be None or a positive finite number, got {b_clip!r}")
+    return float(b_clip)
+
+
+def clip_imag(B: Tensor, b_clip: float | None) -> Tensor:
+    """``Re B + i clamp(Im B, -b_clip, b_clip)`` (S4's released B clip); ``None`` returns B unchanged."""
+    if b_clip is None:
+        return B
+    return torch.complex(B.real, B.imag.clamp(-b_clip, b_clip))
+
+
+def nplr(measure: str, N: int, b_clip: float | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """NPLR/DPLR form of a HiPPO matrix in its (unitary) normal eigenbasis.
 
     Args:
         measure: ``"legs" | "legt" | "lagt" | "fout"``.
         N: state size, even (odd N raises ValueError: no conjugate half exists).
+        b_clip: clamp ``Im B~`` to ``[-b_clip, b_clip]`` as S4's released code does (2.0 there);
+            None (default): no clip, the exact ``B~ = V^* B``.
 
     Returns:
         ``Lambda`` (N/2,), ``P`` (rank, N/2), ``B`` (N/2,), ``V`` (N, N/2), all complex128, with
@@ -91,7 +138,9 @@ def nplr(measure: str, N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """
     check_measure(measure)
     check_size(N, "N", even=True)
-    return tuple(t.clone() for t in _nplr_cached(measure, N))
+    b_clip = check_b_clip(b_clip)
+    Lambda, P, B, V = (t.clone() for t in _nplr_cached(measure, N))
+    return Lambda, P, clip_imag(B, b_clip), V
 
 
 @functools.lru_cache(maxsize=32)

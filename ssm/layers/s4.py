@@ -98,6 +98,8 @@ class S4(ConvSSMLayer):
         n_ssm: number k of distinct (Lambda, P, B) copies shared by the H channels (channel h uses copy
             h % k; k must divide H); None: H, every channel its own. dt, C and D stay per channel.
         dt_min, dt_max, channels, bidirectional, dropout, tie_dropout, transposed: as for :class:`ssm.S4D`.
+        b_clip: clamp Im(B~) at init to [-b_clip, b_clip], as S4's released code does (2.0 there);
+            None (default): the exact B~ (:func:`ssm.init.nplr`).
 
     Parameters: ``log_dt`` (H,), ``log_A_real``/``A_imag`` (k, N/2) with
     ``Lambda = -exp(log_A_real) + i A_imag`` (Re < 0 always; init modes with Re(Lambda) >= -1e-4, as
@@ -110,7 +112,8 @@ class S4(ConvSSMLayer):
     def __init__(self, d_model: int, d_state: int = 64, *, init: str = "legs",
                  discretization: str = "bilinear", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  channels: int = 1, bidirectional: bool = False, n_ssm: Optional[int] = None,
-                 dropout: float = 0.0, transposed: bool = False, tie_dropout: bool = False) -> None:
+                 dropout: float = 0.0, transposed: bool = False, tie_dropout: bool = False,
+                 b_clip: Optional[float] = None) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
                          bidirectional=bidirectional, tie_dropout=tie_dropout)
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
@@ -120,7 +123,8 @@ class S4(ConvSSMLayer):
         self.d_state = d_state
         self.n_ssm = check_n_ssm(n_ssm, d_model)
         dtype = torch.get_default_dtype()
-        Lambda, P, B, _ = nplr(init, d_state)
+        Lambda, P, B, _ = nplr(init, d_state, b_clip=b_clip)
+        self.b_clip = b_clip
         H, k = d_model, self.n_ssm
         self.register_ssm_param("log_dt", discretize.init_log_dt((H,), dt_min, dt_max).to(dtype))
         re = (-Lambda.real).clamp(min=_RE_FLOOR)

@@ -103,6 +103,8 @@ class S4D(DiagSSMLayer):
             h % k; k must divide H); None: H, every channel its own. dt, C and D stay per channel.
         dropout: dropout on the output. tie_dropout: one dropout mask per (batch, channel), shared
             along the sequence. transposed: (B, H, L) layout.
+        b_clip: init "legs" only: clamp Im(V^* B) at init to [-b_clip, b_clip] before the 1/2, as S4's
+            released code does (2.0 there); None (default): no clip (:func:`ssm.init.diag_init`).
 
     Parameters: ``log_dt`` (H,), ``log_A_real`` and ``A_imag`` (k, N/2) with
     ``Lambda = -exp(log_A_real) + i A_imag`` (so Re(Lambda) < 0 always), ``B`` (k, N/2, 2) and ``C``
@@ -113,7 +115,7 @@ class S4D(DiagSSMLayer):
     def __init__(self, d_model: int, d_state: int = 64, *, init: str = "legs", discretization: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, channels: int = 1, bidirectional: bool = False,
                  n_ssm: Optional[int] = None, dropout: float = 0.0, transposed: bool = False,
-                 tie_dropout: bool = False) -> None:
+                 tie_dropout: bool = False, b_clip: Optional[float] = None) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
                          bidirectional=bidirectional, tie_dropout=tie_dropout)
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
@@ -123,7 +125,8 @@ class S4D(DiagSSMLayer):
         self.discretization = check_choice("discretization", discretization, ("zoh", "bilinear"))
         dtype = torch.get_default_dtype()
         self.n_ssm = check_n_ssm(n_ssm, d_model)
-        Lambda, B, V = diag_init(init, d_state)
+        Lambda, B, V = diag_init(init, d_state, b_clip=b_clip)
+        self.b_clip = b_clip
         H, k = d_model, self.n_ssm
         self.register_ssm_param("log_dt", discretize.init_log_dt((H,), dt_min, dt_max).to(dtype))
         re = (-Lambda.real).clamp(min=_RE_FLOOR)

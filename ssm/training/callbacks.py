@@ -167,23 +167,38 @@ class EpochReseed(pl.Callback):
 
 
 class RunSummary(pl.Callback):
-    """Write ``summary.json`` and ``summary.md`` (parameters, time per epoch, best and test metrics).
+    """Write ``summary.json`` and ``summary.md``: provenance, parameters, time, best and test metrics.
+
+    The best validation result is taken after every validation (also those inside an epoch), by the
+    same metric and mode as the best checkpoint. ``curve`` lists every validation as
+    ``{step, epoch, seconds, val/...}`` (``seconds``: wall time since the start of fitting, summed over
+    resumed segments), so a partial run still has its learning curve. For classification the test
+    split's majority-class accuracy is recorded as ``baseline_acc``.
 
     Args:
         output_dir: folder of the run (the log folder); created if missing.
-        monitor: the metric whose best value is reported (e.g. ``val/acc``).
+        monitor: the metric whose best value is reported (e.g. ``val/loss``).
         mode: ``"max"`` or ``"min"`` for ``monitor``.
+        provenance: recorded as is (command, git commit, date, device, ...).
     """
 
-    def __init__(self, output_dir: str, monitor: str = "val/acc", mode: str = "max") -> None:
+    def __init__(self, output_dir: str, monitor: str = "val/loss", mode: str = "min",
+                 provenance: Optional[dict[str, Any]] = None) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"RunSummary.mode must be 'max' or 'min', got {mode!r}")
         self.output_dir = Path(output_dir)
         self.monitor, self.mode = monitor, mode
+        self.provenance = dict(provenance or {})
         self.epoch_times: list[float] = []
         self.best: dict[str, float] = {}
         self.test: dict[str, float] = {}
+        self.curve: list[dict[str, float]] = []
+        self.fit_seconds = 0.0
+        self.steps = 0
+        self.status = "running"
         self._t0: Optional[float] = None
+        self._fit_t0: Optional[float] = None
+        self._label_counts: Optional[torch.Tensor] = None
         self.info: dict[str, Any] = {}
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -196,46 +211,99 @@ class RunSummary(pl.Callback):
             "model": type(getattr(pl_module, "model", pl_module)).__name__,
             "world_size": trainer.world_size,
         }
+        self._fit_t0 = time.perf_counter()
+        self.write(trainer)
+
+    def _elapsed(self) -> float:
+        return self.fit_seconds + (time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0)
 
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._t0 = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        if self._t0 is not None:
-            self.epoch_times.append(time.perf_counter() - self._t0)
-        value = trainer.callback_metrics.get(self.monitor)
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val")}
+        if not metrics:
+            return
+        self.steps = int(trainer.global_step)
+        self.curve.append({"step": self.steps, "epoch": trainer.current_epoch,
+                           "seconds": round(self._elapsed(), 3), **metrics})
+        value = metrics.get(self.monitor)
         if value is not None:
-            value = float(value)
             old = self.best.get(self.monitor)
             better = old is None or (value > old if self.mode == "max" else value < old)
             if better:
-                self.best = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val")}
-                self.best["epoch"] = trainer.current_epoch
+                self.best = {**metrics, "epoch": trainer.current_epoch, "step": self.steps}
         self.write(trainer)
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._t0 is not None:
+            self.epoch_times.append(time.perf_counter() - self._t0)
+        self.steps = int(trainer.global_step)
+        self.write(trainer)
+
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self.fit_seconds, self._fit_t0 = self._elapsed(), None
+        self.steps = int(trainer.global_step)
+        self.status = "finished"
+        self.write(trainer)
+
+    def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        self.fit_seconds, self._fit_t0 = self._elapsed(), None
+        self.status = "failed"
+        self.provenance["reason"] = f"{type(exception).__name__}: {exception}"
+        self.write(trainer)
+
+    def on_test_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._label_counts = None
+
+    def on_test_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any,
+                          batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        y = batch.get("y") if isinstance(batch, dict) else None
+        if y is None or y.dtype.is_floating_point:
+            return
+        counts = torch.bincount(y.detach().reshape(-1).cpu())
+        if self._label_counts is None:
+            self._label_counts = counts
+        else:
+            n = max(len(counts), len(self._label_counts))
+            self._label_counts = (torch.nn.functional.pad(self._label_counts, (0, n - len(self._label_counts)))
+                                  + torch.nn.functional.pad(counts, (0, n - len(counts))))
 
     def on_test_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self.test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test")}
+        if self._label_counts is not None and int(self._label_counts.sum()) > 0:
+            self.test["baseline_acc"] = float(self._label_counts.max() / self._label_counts.sum())
         self.write(trainer)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch_times": self.epoch_times, "best": self.best}
+        return {"epoch_times": self.epoch_times, "best": self.best, "curve": self.curve,
+                "fit_seconds": self._elapsed()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Restores a resumed run's history. Lightning also loads callback states when testing from the
         # best checkpoint after training; the summary of this run is then already complete and is kept.
-        if self.epoch_times:
+        if self.epoch_times or self.curve:
             return
         self.epoch_times = list(state_dict["epoch_times"])
         self.best = dict(state_dict["best"])
+        self.curve = [dict(c) for c in state_dict.get("curve", [])]
+        self.fit_seconds = float(state_dict.get("fit_seconds", 0.0))
 
     def summary(self) -> dict[str, Any]:
         times = self.epoch_times
         return {
+            **self.provenance,
             **self.info,
+            "status": self.status,
             "epochs": len(times),
+            "steps": self.steps,
+            "fit_seconds": round(self._elapsed(), 3),
             "seconds_per_epoch": (sum(times) / len(times)) if times else None,
             "best": self.best,
             "test": self.test,
+            "curve": self.curve,
         }
 
     def write(self, trainer: "pl.Trainer") -> None:
@@ -250,8 +318,13 @@ class RunSummary(pl.Callback):
             "parameters",
             "trainable_parameters",
             "ssm_parameters",
+            "status",
             "epochs",
+            "steps",
+            "fit_seconds",
             "seconds_per_epoch",
+            "git_commit",
+            "command",
         ):
             value = s.get(key)
             lines.append(f"| {key} | {value:.2f} |" if isinstance(value, float) else f"| {key} | {value} |")

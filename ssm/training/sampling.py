@@ -2,71 +2,38 @@
 
 A plain ``RandomSampler`` draws its permutation from the global generator when the data iterator is
 created; Lightning creates that iterator at a different point of a resumed run than of an
-uninterrupted one, so the order would differ. Here the permutation of epoch ``e`` is a pure function of
-(seed, e), sharded across processes like ``DistributedSampler``, and the epoch to start from travels in
-the checkpoint through :class:`ReproducibleDataModule`'s ``state_dict``.
+uninterrupted one, so the order would differ. torch's ``DistributedSampler`` with an explicit
+``num_replicas``, ``rank`` and ``seed`` draws the permutation of epoch ``e`` from a generator seeded
+with ``seed + e`` alone (Lightning calls its ``set_epoch`` before every epoch), so the order is a pure
+function of (seed, epoch) on one process and on many. The epoch to start from travels in the
+checkpoint through :class:`ReproducibleDataModule`'s ``state_dict``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import lightning.pytorch as pl
-import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
-__all__ = ["EpochShuffleSampler", "ReproducibleDataModule"]
+__all__ = ["epoch_sampler", "ReproducibleDataModule"]
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """Indices of one shard of a dataset, in an order keyed on (seed, epoch).
+def epoch_sampler(
+    dataset: Any, seed: int = 0, shuffle: bool = True, num_replicas: int = 1, rank: int = 0, epoch: int = 0
+) -> DistributedSampler:
+    """torch's ``DistributedSampler`` over ``dataset``, keyed on (seed, epoch), one shard of ``num_replicas``.
 
-    Args:
-        num_samples: size of the dataset.
-        seed: base seed of the permutation.
-        shuffle: False keeps dataset order (only sharding).
-        num_replicas: number of processes sharing the data (DDP world size).
-        rank: this process's index in ``[0, num_replicas)``.
-        epoch: epoch of the first iteration (``set_epoch`` changes it).
-
-    Every shard gets ``ceil(num_samples / num_replicas)`` indices; the permutation is padded by
-    wrapping around, as ``DistributedSampler`` does.
+    Every shard gets ``ceil(len(dataset) / num_replicas)`` indices (the permutation wraps around to
+    pad the last one); ``num_replicas=1`` needs no process group.
     """
-
-    def __init__(
-        self,
-        num_samples: int,
-        seed: int = 0,
-        shuffle: bool = True,
-        num_replicas: int = 1,
-        rank: int = 0,
-        epoch: int = 0,
-    ) -> None:
-        if num_samples <= 0:
-            raise ValueError(f"EpochShuffleSampler needs a non-empty dataset, got num_samples={num_samples}")
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank must lie in [0, num_replicas={num_replicas}), got {rank}")
-        self.num_samples, self.seed, self.shuffle = num_samples, int(seed), shuffle
-        self.num_replicas, self.rank, self.epoch = num_replicas, rank, int(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.num_replicas)
-
-    def indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.num_samples, generator=g).tolist()
-        else:
-            order = list(range(self.num_samples))
-        total = len(self) * self.num_replicas
-        order = (order * (-(-total // len(order))))[:total]
-        return order[self.rank : total : self.num_replicas]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
+    if len(dataset) == 0:
+        raise ValueError("the training sampler needs a non-empty dataset, got 0 examples")
+    sampler = DistributedSampler(
+        dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=int(seed), drop_last=False
+    )
+    sampler.set_epoch(int(epoch))
+    return sampler
 
 
 def _rebuild(loader: DataLoader, sampler: Sampler) -> DataLoader:
@@ -89,7 +56,7 @@ def _rebuild(loader: DataLoader, sampler: Sampler) -> DataLoader:
 class ReproducibleDataModule(pl.LightningDataModule):
     """Wrap a data module so that its training order is keyed on (seed, epoch) and resumes exactly.
 
-    The training loader of ``datamodule`` is rebuilt with an :class:`EpochShuffleSampler` (shuffled if
+    The training loader of ``datamodule`` is rebuilt with a seeded ``DistributedSampler`` (shuffled if
     the original shuffled, sharded over DDP processes); validation and test loaders are used as they
     are on one process and sharded in order over DDP processes. Loaders with a custom batch sampler are
     kept and must shuffle deterministically themselves.
@@ -104,7 +71,7 @@ class ReproducibleDataModule(pl.LightningDataModule):
         self.datamodule = datamodule
         self.seed = int(seed)
         self.start_epoch = 0
-        self.sampler: Optional[EpochShuffleSampler] = None
+        self.sampler: Optional[DistributedSampler] = None
 
     def prepare_data(self) -> None:
         self.datamodule.prepare_data()
@@ -147,8 +114,8 @@ class ReproducibleDataModule(pl.LightningDataModule):
                 f"{type(self.datamodule).__name__}'s training sampler {type(original).__name__} is "
                 "neither random nor sequential; give it a set_epoch(epoch) method"
             )
-        self.sampler = EpochShuffleSampler(
-            len(loader.dataset),
+        self.sampler = epoch_sampler(
+            loader.dataset,
             seed=self.seed,
             shuffle=shuffle,
             num_replicas=world,
@@ -170,7 +137,7 @@ class ReproducibleDataModule(pl.LightningDataModule):
             )
         # Shard in order; like DistributedSampler, the last shard is padded with a few repeated examples.
         return _rebuild(
-            loader, EpochShuffleSampler(len(loader.dataset), shuffle=False, num_replicas=world, rank=rank)
+            loader, epoch_sampler(loader.dataset, shuffle=False, num_replicas=world, rank=rank)
         )
 
     def val_dataloader(self) -> Any:

@@ -7,9 +7,14 @@ install; in a source checkout without an install the repository's ``configs/`` f
 
 from __future__ import annotations
 
+import datetime
 import importlib.resources
 import importlib.util
 import math
+import os
+import platform
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -257,13 +262,66 @@ def _named(node: Optional[DictConfig], what: str) -> list[Any]:
     return [_instantiate(sub, f"{what} '{key}'") for key, sub in node.items() if sub is not None]
 
 
+def _git(*args: str) -> Optional[str]:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _device_name(cfg: DictConfig) -> str:
+    accelerator = str(_get(cfg, "trainer.accelerator") or "auto")
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu} ({os.cpu_count()} logical cores)"
+
+
+def provenance(cfg: DictConfig) -> dict[str, Any]:
+    """What a result needs to be reproduced: the command, the code's commit, the date and the machine."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not under Hydra (run() called directly)
+        overrides = sys.argv[1:]
+    device = _device_name(cfg)
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "name": cfg.name,
+        "variant": _get(cfg, "variant") or "default",
+        "tier": "cpu" if device.startswith("CPU") else "gpu",
+        "seed": cfg.seed,
+        "command": shlex.join(["ssm-train", *overrides]),
+        "git_commit": commit,
+        "git_dirty": None if dirty is None else bool(dirty),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+    }
+
+
 def build_trainer(cfg: DictConfig) -> tuple[pl.Trainer, RunSummary]:
     """The Trainer with the configured loggers and callbacks, plus the guard, reseeding and summary."""
     out = Path(cfg.paths.output_dir)
     summary = RunSummary(
         str(out),
-        monitor=_get(cfg, "callbacks.model_checkpoint.monitor") or "val/acc",
-        mode=_get(cfg, "callbacks.model_checkpoint.mode") or "max",
+        monitor=_get(cfg, "callbacks.model_checkpoint.monitor") or "val/loss",
+        mode=_get(cfg, "callbacks.model_checkpoint.mode") or "min",
+        provenance=provenance(cfg),
     )
     callbacks = _named(_get(cfg, "callbacks"), "callback")
     callbacks += [NonFiniteGuard(), EpochReseed(cfg.seed), summary]

@@ -21,6 +21,8 @@ TASKS = [
     "scifar",
     "smnist",
     "psmnist",
+    "sfmnist",
+    "psfmnist",
 ]
 MODELS = ["s4", "s4d", "dss", "s5", "s4-ptd", "s5-ptd"]
 

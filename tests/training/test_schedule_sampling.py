@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ssm.training.sampling import EpochShuffleSampler
+from ssm.training.sampling import epoch_sampler
 from ssm.training.schedule import CosineWarmupLR, cosine_warmup_factor
 
 
@@ -66,32 +66,40 @@ def test_scheduler_rejects_bad_arguments(kwargs: dict, message: str) -> None:
         CosineWarmupLR(opt, **kwargs)
 
 
+def _order(n: int, **kwargs) -> list[int]:
+    return list(epoch_sampler(range(n), **kwargs))
+
+
 def test_sampler_is_keyed_on_seed_and_epoch() -> None:
-    s = EpochShuffleSampler(50, seed=3)
+    s = epoch_sampler(range(50), seed=3)
     first = list(s)
     assert sorted(first) == list(range(50))
-    assert list(EpochShuffleSampler(50, seed=3)) == first
+    assert _order(50, seed=3) == first
     s.set_epoch(1)
     second = list(s)
     assert second != first and sorted(second) == list(range(50))
+    assert _order(50, seed=3, epoch=1) == second
     s.set_epoch(0)
     assert list(s) == first
-    assert list(EpochShuffleSampler(50, seed=4)) != first
-    assert list(EpochShuffleSampler(7, seed=3, shuffle=False)) == list(range(7))
+    assert _order(50, seed=4) != first
+    assert _order(7, seed=3, shuffle=False) == list(range(7))
+    # the order is torch's DistributedSampler permutation: randperm under the seed seed + epoch
+    g = torch.Generator().manual_seed(3 + 1)
+    assert second == torch.randperm(50, generator=g).tolist()
 
 
 @pytest.mark.parametrize("n, replicas", [(10, 2), (11, 3), (5, 4)])
 def test_sampler_shards_cover_the_epoch(n: int, replicas: int) -> None:
-    shards = [
-        list(EpochShuffleSampler(n, seed=1, num_replicas=replicas, rank=r, epoch=2)) for r in range(replicas)
-    ]
+    shards = [_order(n, seed=1, num_replicas=replicas, rank=r, epoch=2) for r in range(replicas)]
     size = math.ceil(n / replicas)
     assert all(len(s) == size for s in shards)
     merged = [i for group in zip(*shards) for i in group]
-    full = list(EpochShuffleSampler(n, seed=1, epoch=2))
+    full = _order(n, seed=1, epoch=2)
     assert merged == (full * 2)[: size * replicas]  # interleaved shards rebuild the (wrapped) permutation
     with pytest.raises(ValueError, match="rank"):
-        EpochShuffleSampler(n, num_replicas=replicas, rank=replicas)
+        epoch_sampler(range(n), num_replicas=replicas, rank=replicas)
+    with pytest.raises(ValueError, match="non-empty"):
+        epoch_sampler([])
 
 
 def test_datamodule_wrapper_shards_training_and_evaluation_over_processes() -> None:
