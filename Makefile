@@ -7,7 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: install test train cuda-check bench clean
+.PHONY: install test train cuda-check bench clean results-page
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,8 @@ cuda-check:
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# The learning-results page (docs/results.md) from the result JSONs under benchmarks/results/.
+results-page: $(VENV)/.installed
+	$(VENV)/bin/ssm-report benchmarks/results --markdown docs/results.md --title "Learning results" \
+		--intro benchmarks/results/intro.md

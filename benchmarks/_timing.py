@@ -16,15 +16,9 @@ import sys
 from collections.abc import Callable
 
 import torch
-import torch.utils.benchmark as tbench
 
-
-def median_seconds(fn: Callable[[], object], min_run_time: float = 1.0) -> float:
-    """Median wall time of ``fn()`` in seconds (warm-up and CUDA synchronisation included)."""
-    fn()  # warm-up (also triggers any one-off compilation outside the timed region)
-    # Timer runs with one thread unless told otherwise: time with the threads the caller set.
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+# One timer for the package's `python -m ssm.kernels` and the benchmarks.
+from ssm._timing import median_seconds  # noqa: F401  (re-exported for benchmarks/*.py)
 
 
 def pin_malloc_to_mmap() -> bool:

@@ -18,13 +18,14 @@ in ``[dt_min, dt_max]`` (S4's default [1e-3, 1e-1]) and mapped to ``dt`` by ``ex
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["zoh", "bilinear", "init_log_dt", "DT_TRANSFORMS", "dt_from_param", "dt_to_param"]
+__all__ = ["zoh", "bilinear", "diagonal_real", "init_log_dt", "DT_TRANSFORMS", "dt_from_param", "dt_to_param"]
 
 
 def _as_tensor(dt: Tensor | float, like: Tensor) -> Tensor:
@@ -175,6 +176,51 @@ def bilinear(
     return Ad, (Bd.squeeze(-1) if vec else Bd)
 
 
+def _phi1_real(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """(Re, Im) of ``phi1(x + i y) = expm1(z)/z`` in real arithmetic, accurate as :func:`_phi1`."""
+    degree = _PHI1_DEGREE[64] if torch.finfo(x.dtype).eps < 1e-10 else _PHI1_DEGREE[32]
+    small = x * x + y * y < _PHI1_SERIES_RADIUS**2
+    # each branch sees only inputs it is valid for (finite gradients on the branch not taken)
+    xs, ys = torch.where(small, x, torch.zeros_like(x)), torch.where(small, y, torch.zeros_like(y))
+    ar = torch.full_like(x, 1 / math.factorial(degree + 1))
+    ai = torch.zeros_like(y)
+    for k in range(degree - 1, -1, -1):  # Horner: acc <- acc z + 1/(k+1)!
+        ar, ai = ar * xs - ai * ys + 1 / math.factorial(k + 1), ar * ys + ai * xs
+    xb, yb = torch.where(small, torch.ones_like(x), x), torch.where(small, torch.zeros_like(y), y)
+    # expm1(z) = expm1(x) cos y - 2 sin^2(y/2) + i exp(x) sin y: no cancellation at small x or y
+    p = torch.expm1(xb) * torch.cos(yb) - 2 * torch.sin(yb / 2) ** 2
+    q = torch.exp(xb) * torch.sin(yb)
+    inv = 1 / (xb * xb + yb * yb)
+    return (torch.where(small, ar, (p * xb + q * yb) * inv),
+            torch.where(small, ai, (q * xb - p * yb) * inv))
+
+
+def diagonal_real(method: str, dt: Tensor, re: Tensor, im: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """ZOH or bilinear discretization of a diagonal complex ``A = re + i im``, in real arithmetic.
+
+    Returns ``(Re Ad, Im Ad, Re f, Im f)`` with ``Bd = f B``: the values of :func:`zoh` /
+    :func:`bilinear` with ``diagonal=True`` and ``B = 1``, from real tensor operations only. Under
+    ``torch.compile`` (inductor) a chain of complex operations (``exp`` of a complex product, then
+    ``.real``/``.imag``) can get wrong gradients; a real formulation compiles like any other.
+
+    Args:
+        method: "zoh" or "bilinear".
+        dt: positive timesteps; dt, re and im broadcast together (real tensors).
+    """
+    x, y = dt * re, dt * im
+    if method == "zoh":  # Ad = exp(z), f = dt phi1(z)
+        mag = torch.exp(x)
+        pr, pi = _phi1_real(x, y)
+        return mag * torch.cos(y), mag * torch.sin(y), dt * pr, dt * pi
+    if method == "bilinear":  # Ad = (1 + z/2)/(1 - z/2), f = dt/(1 - z/2)
+        dr, di = 1 - x / 2, -y / 2
+        inv = 1 / (dr * dr + di * di)
+        ir, ii = dr * inv, -di * inv  # 1/(1 - z/2)
+        nr, ni = 1 + x / 2, y / 2
+        return nr * ir - ni * ii, nr * ii + ni * ir, dt * ir, dt * ii
+    raise ValueError(f"unknown method={method!r}; valid values are 'zoh', 'bilinear'")
+
+
 def init_log_dt(
     shape: int | Sequence[int],
     dt_min: float = 1e-3,
@@ -191,7 +237,9 @@ def init_log_dt(
         generator: optional torch.Generator for reproducibility.
     """
     for name, v in (("dt_min", dt_min), ("dt_max", dt_max)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):  # a string is never converted
+            raise TypeError(f"{name} must be a finite number > 0, got {v!r} ({type(v).__name__})")
+        if not math.isfinite(v) or v <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
     if dt_min > dt_max:
         raise ValueError(f"dt_min must be <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")

@@ -7,10 +7,27 @@ with errors as max-abs differences and ``scale = max(1, max |reference|)``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
 import torch
+
+try:  # hypothesis is a [dev] extra: without it the property tests (tests/properties/) skip
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    settings = None
+
+if settings is not None:
+    # "ci" (the default): derandomized and bounded, so that a run is reproducible and tests/properties
+    # takes about a minute on a 2-core CPU. "thorough" (HYPOTHESIS_PROFILE=thorough): fresh random
+    # examples, 10x more of them, failures kept in the example database (.hypothesis/).
+    _SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
+                              print_blob=True, suppress_health_check=_SLOW_DRAWS)
+    settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
+                              suppress_health_check=_SLOW_DRAWS)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Absolute floor of the accuracy rule, relative to max(1, max |reference|).
 TOL: dict[torch.dtype, float] = {

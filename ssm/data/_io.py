@@ -1,7 +1,8 @@
 """Shared error types and file helpers for the data loaders.
 
 Every loader reports a missing data set with the path it looked for and how to obtain the data, and a
-malformed file with the file name and the (1-based) line or record where the problem is.
+malformed file (also an empty one, undecodable text or a truncated gzip stream) with the file name and
+the (1-based) line or record where the problem is.
 Long Range Arena: Tay et al., arXiv:2011.04006.
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 from typing import IO, Sequence
 
-__all__ = ["DatasetNotFoundError", "MalformedFileError", "find_dir", "find_file", "open_maybe_gz"]
+__all__ = ["DatasetNotFoundError", "MalformedFileError", "find_dir", "find_file", "open_maybe_gz",
+           "read_maybe_gz", "undecodable_text"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -65,3 +68,37 @@ def open_maybe_gz(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
+
+
+def read_maybe_gz(path: Path) -> bytes:
+    """The whole file, decompressed when its name ends in ``.gz``.
+
+    Raises MalformedFileError naming the file when the gzip stream is truncated or corrupt (gzip itself
+    raises EOFError or BadGzipFile without the file name).
+    """
+    path = Path(path)
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise MalformedFileError(path, None, f"expected a complete gzip stream, got a truncated or corrupt "
+                                 f"one ({e}); download the file again") from None
+
+
+def undecodable_text(path: Path, err: UnicodeDecodeError, encoding: str = "utf-8") -> MalformedFileError:
+    """The error for a text file that ``encoding`` cannot decode, naming its first bad line and byte.
+
+    Python's UnicodeDecodeError names neither the file nor the line (its offset counts from the start
+    of a read buffer), so the file is scanned again line by line.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as e:
+                byte = f"0x{raw[e.start]:02x} at column {e.start + 1}"
+                return MalformedFileError(path, lineno, f"expected {encoding} text, got the byte {byte}; "
+                                          "is this a binary file?")
+    return MalformedFileError(path, None, f"expected {encoding} text: {err}")

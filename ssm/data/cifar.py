@@ -30,7 +30,9 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
             ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+            ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+            # a protocol-2 pickle writes an empty buffer (a batch of 0 images) as a call of bytes()
+            ("__builtin__", "bytes"), ("builtins", "bytes")}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -47,17 +49,22 @@ def find_cifar_dir(data_dir: str | Path) -> Path:
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    # A corrupt or random file can fail in any step of unpickling (opcodes, lengths, codecs, objects).
     try:
         with open(path, "rb") as f:
             d = _SafeUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        raise MalformedFileError(path, None, f"not a CIFAR-10 pickle batch ({e})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError, IndexError,
+            KeyError, OverflowError, MemoryError) as e:
+        raise MalformedFileError(path, None, "expected a CIFAR-10 python pickle batch, got an unreadable "
+                                 f"file ({type(e).__name__}: {e})") from None
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         raise MalformedFileError(path, None, "expected a dict with keys b'data' and b'labels'")
     data, labels = d[b"data"], np.asarray(d[b"labels"])
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         got = f"{getattr(data, 'dtype', type(data))} {getattr(data, 'shape', '')}"
         raise MalformedFileError(path, None, f"b'data' must be a uint8 array (N, 3072), got {got}")
+    if len(data) == 0:
+        raise MalformedFileError(path, None, "expected at least one image, got a batch of 0")
     if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
         raise MalformedFileError(path, None,
                                  f"b'labels' must hold {len(data)} integers, got shape {labels.shape}")

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from ._io import MalformedFileError
 from .tokenize import PAD
 
 __all__ = ["SequenceDataModule", "TokenDataset", "ArrayDataset", "PairDataset", "collate_sequences",
@@ -138,8 +139,18 @@ class SequenceDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
+        """Load all three splits (once); an empty split raises MalformedFileError naming ``data_dir``."""
         if self.train_set is None:
-            self.train_set, self.val_set, self.test_set = self._load()
+            splits = self._load()
+            sizes = dict(zip(("train", "validation", "test"), (len(s) for s in splits)))
+            empty = [name for name, n in sizes.items() if n == 0]
+            if empty:
+                # Lightning would fail later without naming the data (a sampler error, or no validation).
+                counts = ", ".join(f"{name} {n}" for name, n in sizes.items())
+                raise MalformedFileError(self.data_dir, None, f"{type(self).__name__}: expected examples in "
+                                         f"every split, got an empty {empty[0]} split ({counts}); the data "
+                                         "set is too small for its split fractions")
+            self.train_set, self.val_set, self.test_set = splits
 
     def _loader(self, ds: Dataset | None, shuffle: bool) -> DataLoader:
         if ds is None:

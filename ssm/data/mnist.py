@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import MalformedFileError, find_dir, find_file, open_maybe_gz
+from ._io import MalformedFileError, find_dir, find_file, read_maybe_gz
 from .datamodule import ArrayDataset, SequenceDataModule, split_indices
 
 __all__ = ["read_idx", "read_mnist", "find_mnist_dir", "bitreversal_permutation", "mnist_permutation",
@@ -37,8 +37,7 @@ _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into an array of its declared type and shape."""
     path = Path(path)
-    with open_maybe_gz(path) as f:
-        raw = f.read()
+    raw = read_maybe_gz(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise MalformedFileError(path, None, f"bad IDX magic {raw[:4].hex()} (expected 0000 <type> <ndim>)")
     ndim = raw[3]
@@ -83,6 +82,8 @@ def read_mnist(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
                                  f"{labels.shape}")
     if len(images) != len(labels):
         raise MalformedFileError(lp, None, f"{len(labels)} labels for {len(images)} images in {ip.name}")
+    if len(images) == 0:
+        raise MalformedFileError(ip, None, "expected at least one image, got an IDX file of 0 images")
     if labels.size and labels.max() > 9:
         raise MalformedFileError(lp, None, f"label {labels.max()} outside 0-9")
     return images, labels.astype(np.int64)

@@ -3,11 +3,13 @@
 For each HiPPO measure (arXiv 2008.07669) the NPLR form (arXiv 2111.00396) and its reconstruction
 error; for each diagonal init (S4D arXiv 2206.11893, DSS 2203.14343, S5 2208.04933, PTD 2310.01698)
 the range of its eigenvalues and the condition number of the basis C is mapped through.
+``python -m ssm.init transfer`` compares transfer functions instead (:mod:`ssm.init.transfer_report`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -26,7 +28,15 @@ def _cond(V: torch.Tensor | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["transfer"]:  # subcommand: transfer functions against HiPPO-LegS
+        from .transfer_report import main as transfer_main
+
+        return transfer_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="python -m ssm.init transfer --help: transfer functions of every init against HiPPO-LegS",
+    )
     parser.add_argument("-N", type=int, nargs="+", default=[16, 64], help="state sizes (even)")
     parser.add_argument("--blocks", type=int, default=4, help="S5 blocks shown for each init")
     args = parser.parse_args(argv)

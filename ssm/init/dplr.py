@@ -24,7 +24,9 @@ component of every eigenvector is real (its sign as the solver gives it). S4's r
 diagonalizes the same Hermitian matrix with the same solver and keeps the conjugate half
 (``Im Lambda < 0``); with the first component real in both, its eigenvectors are ours conjugated up
 to a sign, so ``|Im B~|`` agrees mode by mode and the clip below touches the same modes by the same
-amount.
+amount. FouT is the exception: its constant is decoupled in ``S``, so every eigenvector with ``mu != 0``
+vanishes at index 0 and keeps the solver's phase; there ``B~`` agrees with the released one up to a
+phase per mode, and ``|B~| <= sqrt(3/2)`` (1 in the released form) stays below the released clip 2.0.
 
 B clip (S4's released code, ``nplr(..., B_clip=2.0)``, on by default there): the imaginary part of
 ``B~ = V^* B`` is clamped to ``[-c, c]``. This is not in the paper; it changes about a third of the
@@ -39,7 +41,7 @@ import functools
 import torch
 from torch import Tensor
 
-from .hippo import check_measure, check_size, hippo, rank_correction
+from .hippo import check_form, check_measure, check_size, hippo, rank_correction
 
 __all__ = ["nplr", "normal_eig", "clip_imag", "check_b_clip"]
 
@@ -122,7 +124,9 @@ def clip_imag(B: Tensor, b_clip: float | None) -> Tensor:
     return torch.complex(B.real, B.imag.clamp(-b_clip, b_clip))
 
 
-def nplr(measure: str, N: int, b_clip: float | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def nplr(
+    measure: str, N: int, b_clip: float | None = None, form: str = "paper"
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """NPLR/DPLR form of a HiPPO matrix in its (unitary) normal eigenbasis.
 
     Args:
@@ -130,24 +134,29 @@ def nplr(measure: str, N: int, b_clip: float | None = None) -> tuple[Tensor, Ten
         N: state size, even (odd N raises ValueError: no conjugate half exists).
         b_clip: clamp ``Im B~`` to ``[-b_clip, b_clip]`` as S4's released code does (2.0 there);
             None (default): no clip, the exact ``B~ = V^* B``.
+        form: ``"paper"`` (default) or ``"released"``: the HiPPO matrices of S4's released code
+            (:func:`ssm.init.hippo`; LegT ``Lambda / 2``, ``B / 2``, ``P / sqrt2`` with the same V;
+            LagT ``Lambda + 1/2``; FouT imaginary parts ``pi j`` and one zero mode).
 
     Returns:
         ``Lambda`` (N/2,), ``P`` (rank, N/2), ``B`` (N/2,), ``V`` (N, N/2), all complex128, with
         ``A = 2 Re(V diag(Lambda) V^*) - sum_r p_r p_r^T``, ``p_r = 2 Re(V P_r)``, ``B_orig = 2 Re(V B)``.
-        Rank is 2 for LegT and 1 otherwise; ``Re(Lambda) = -1/2`` for LegS and LagT, 0 for LegT, FouT.
+        Rank is 2 for LegT and 1 otherwise; ``Re(Lambda) = -1/2`` for LegS and LagT, 0 for LegT, FouT
+        (and for the released LagT).
     """
     check_measure(measure)
     check_size(N, "N", even=True)
     b_clip = check_b_clip(b_clip)
-    Lambda, P, B, V = (t.clone() for t in _nplr_cached(measure, N))
+    check_form(form)
+    Lambda, P, B, V = (t.clone() for t in _nplr_cached(measure, N, form))
     return Lambda, P, clip_imag(B, b_clip), V
 
 
 @functools.lru_cache(maxsize=32)
-def _nplr_cached(measure: str, N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _nplr_cached(measure: str, N: int, form: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The NPLR form for validated arguments; shared results, never handed out without a copy."""
-    A, B = hippo(measure, N)
-    P = rank_correction(measure, N)
+    A, B = hippo(measure, N, form)
+    P = rank_correction(measure, N, form)
     S = A + P.T @ P
     Lambda, V = normal_eig(S)
     Vh = V.conj().T

@@ -18,6 +18,22 @@ history onto an orthonormal basis. The forms below are the normalized ones used 
   window's end points) and ``Omega[2j-1, 2j] = 2 pi j = -Omega[2j, 2j-1]``. For even N the last
   cosine has no sine partner and its rotation is truncated. ``A`` is singular for N >= 2.
 
+Released forms (``form="released"``). S4's released code (``transition`` and ``rank_correction``
+in its ``src/models/hippo/hippo.py``) builds three of these differently; ``form="paper"`` (default)
+gives the forms above, ``form="released"`` the released ones (docs/layers.md has the table):
+
+* LegT: ``A / 2``, ``B / 2`` and ``P / sqrt2`` (the normal part halves): at the same dt the window is
+  twice as long (``dt`` acts as ``dt / 2`` of the paper form).
+* LagT: ``A + I / 2`` (``A[n,n] = -1/2``), same ``B`` and ``P``: the normal part is skew
+  (``Re Lambda = 0``, not -1/2).
+* FouT: frequencies ``pi j`` (not ``2 pi j``), and index 1 is a dead state (zero row, column and B).
+  Index 0 is the constant, ``2j`` the cosine and ``2j+1`` the sine of frequency ``j >= 1``, with
+  ``A[2j, 2j+1] = -pi j = -A[2j+1, 2j]`` (the opposite sign of ours: the sines are negated, which
+  changes no eigenvalue and no kernel since B vanishes on them); ``e = (1, 0, sqrt2, 0, sqrt2, ...)``,
+  ``A = Omega - e e^T``, ``B = P = e``. Where ours ends on an extra cosine (even N) the released form
+  has the dead state. For odd N (the released code handles even N only) the last cosine is unpaired.
+* LegS is the same in both.
+
 Every matrix is built in float64 (the later eigendecompositions need it).
 """
 
@@ -28,9 +44,10 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["MEASURES", "hippo", "rank_correction"]
+__all__ = ["MEASURES", "FORMS", "hippo", "rank_correction"]
 
 MEASURES: tuple[str, ...] = ("legs", "legt", "lagt", "fout")
+FORMS: tuple[str, ...] = ("paper", "released")
 
 
 def check_measure(measure: str) -> str:
@@ -38,6 +55,13 @@ def check_measure(measure: str) -> str:
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     return measure
+
+
+def check_form(form: str) -> str:
+    """Return ``form`` if it is ``"paper"`` or ``"released"``, else raise a ValueError listing them."""
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {list(FORMS)}, got {form!r}")
+    return form
 
 
 def check_size(N: int, name: str = "N", even: bool = False) -> int:
@@ -93,33 +117,72 @@ def _fout(N: int) -> tuple[Tensor, Tensor]:
     return omega - e[:, None] * e[None, :], e.clone()
 
 
+def _legt_released(N: int) -> tuple[Tensor, Tensor]:
+    A, B = _legt(N)
+    return A / 2, B / 2  # exact: a power of two
+
+
+def _lagt_released(N: int) -> tuple[Tensor, Tensor]:
+    A, B = _lagt(N)
+    return A + torch.eye(N, dtype=torch.float64) / 2, B
+
+
+def _fout_released_e(N: int) -> Tensor:
+    e = torch.zeros(N, dtype=torch.float64)
+    e[0::2] = math.sqrt(2.0)  # cosines at even indices; index 1 (dead) and the sines stay 0
+    e[0] = 1.0
+    return e
+
+
+def _fout_released(N: int) -> tuple[Tensor, Tensor]:
+    omega = torch.zeros(N, N, dtype=torch.float64)
+    for j in range(1, N // 2):  # pairs (2j, 2j+1), 2j+1 < N
+        c, s = 2 * j, 2 * j + 1
+        omega[c, s] = -math.pi * j
+        omega[s, c] = math.pi * j
+    e = _fout_released_e(N)
+    return omega - e[:, None] * e[None, :], e.clone()
+
+
 _BUILDERS = {"legs": _legs, "legt": _legt, "lagt": _lagt, "fout": _fout}
+_RELEASED_BUILDERS = {"legs": _legs, "legt": _legt_released, "lagt": _lagt_released, "fout": _fout_released}
 
 
-def hippo(measure: str, N: int) -> tuple[Tensor, Tensor]:
+def hippo(measure: str, N: int, form: str = "paper") -> tuple[Tensor, Tensor]:
     """HiPPO transition matrices for ``c' = A c + B f``.
 
     Args:
         measure: ``"legs" | "legt" | "lagt" | "fout"`` (see the module docstring for the forms).
         N: state size (any positive int).
+        form: ``"paper"`` (default) or ``"released"``: the conventions of S4's released code
+            (LegT halved, LagT ``+ I/2``, FouT at frequencies ``pi j`` with a dead state; LegS equal).
 
     Returns:
         ``A`` (N, N) and ``B`` (N,), float64.
     """
     check_measure(measure)
     check_size(N)
-    return _BUILDERS[measure](N)
+    builders = _RELEASED_BUILDERS if check_form(form) == "released" else _BUILDERS
+    return builders[measure](N)
 
 
-def rank_correction(measure: str, N: int) -> Tensor:
+def rank_correction(measure: str, N: int, form: str = "paper") -> Tensor:
     """Low-rank term ``P`` (rank, N), float64, such that ``S = A + P^T P`` is normal.
 
     ``S - mean(diag(S)) I`` is skew-symmetric: LegS ``p = sqrt(n + 1/2)`` (S = -I/2 + skew);
     LegT rank 2, ``p_0 / p_1 = sqrt(2n+1)`` on even / odd n (zero elsewhere) (S skew); LagT ``p = 1/sqrt2``
     (S = -I/2 + skew); FouT ``p = e`` (S = Omega, skew).
+    ``form="released"`` (for :func:`hippo`'s released A): LegT ``P / sqrt2`` (S halved; the released
+    code lists the odd-n row first, which changes no ``P^T P``); LagT the same p (S skew); FouT
+    ``p = (1, 0, sqrt2, 0, sqrt2, ...)`` (S = Omega, skew); LegS the same.
     """
     check_measure(measure)
     check_size(N)
+    if check_form(form) == "released":
+        if measure == "legt":
+            return rank_correction("legt", N) * 2**-0.5
+        if measure == "fout":
+            return _fout_released_e(N)[None, :]
     if measure == "legs":
         return torch.sqrt(torch.arange(N, dtype=torch.float64) + 0.5)[None, :]
     if measure == "legt":

@@ -4,7 +4,10 @@ complex128 reference, and forward+backward timings (S4 arXiv 2111.00396, S4D arX
     python -m ssm.kernels                     # all backends; timings at H=64, N=64, L=1024
     python -m ssm.kernels --backends torch keops --H 256 --L 4096
     python -m ssm.kernels --no-timing         # self-test only
+    python -m ssm.kernels --threads 1 --min-run-time 2    # one torch thread, 2 s of timing per entry
 
+Timings are the median of torch.utils.benchmark's blocked_autorange (after a warm-up call); the
+table header gives the torch thread count and the load average, since a busy CPU slows every entry.
 The exit status is 1 if any self-test fails.
 """
 
@@ -12,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
+import os
 
 import torch
 
+from ssm._timing import load_average, measure
 from ssm.kernels.backend import BACKENDS, available_backends, resolve_backend, unavailable_reason
 from ssm.kernels.cauchy import cauchy
 from ssm.kernels.vandermonde import vandermonde, vandermonde_transpose
@@ -80,18 +83,23 @@ def self_test(op: str, backend: str, dtype: torch.dtype, device: torch.device) -
     return True, f"ok (max rel err {worst:.1e})"
 
 
-def _median_ms(fn, repeat: int = 5) -> float:
-    fn()  # warm-up, including any one-off compilation
-    times = []
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+def _load() -> str:
+    avg = load_average()
+    return "n/a" if avg is None else " ".join(f"{a:.2f}" for a in avg) + " (1, 5, 15 min)"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--N", type=int, default=64, help="real state size (N/2 stored conjugate pairs)")
     p.add_argument("--L", type=int, default=1024)
     p.add_argument("--dtype", choices=["complex64", "complex128"], default="complex64")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads for the run (default: torch's choice, one per core)")
+    p.add_argument("--min-run-time", type=_positive_float, default=1.0,
+                   help="seconds of repeated calls behind each timing (default 1.0)")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     avail = available_backends()
     cuda_device = torch.device("cuda") if torch.cuda.is_available() else None
@@ -129,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     dtype = getattr(torch, args.dtype)
     n = args.N // 2
     print(f"fwd+bwd median time, H={args.H}, N={args.N} ({n} stored pairs), L={args.L}, {args.dtype}:")
+    print(f"  torch threads {torch.get_num_threads()} ({os.cpu_count()} logical cores); "
+          f"load average {_load()}")
+    print(f"  {'op':22} {'backend':12} {'median':>10}    {'runs':>9}")
     for op in OPS:
         ref_ms = None
         for b in chosen + ["auto"]:
@@ -137,10 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             work = args.H * n * args.L * (2 if op == "cauchy" else 1)  # as the dispatcher counts
             name = b if b != "auto" else "auto=" + resolve_backend("auto", op, inputs[-1], work)
             grad = torch.randn_like(_call(op, inputs, args.L, b))
-            ms = _median_ms(lambda: torch.autograd.grad(_call(op, inputs, args.L, b), inputs, grad))
+            m = measure(lambda: torch.autograd.grad(_call(op, inputs, args.L, b), inputs, grad),
+                        args.min_run_time)
+            ms = 1e3 * m.median
             ref_ms = ms if b == "ref" else ref_ms
             speed = f"  ({ref_ms / ms:.1f}x ref)" if ref_ms and b != "ref" else ""
-            print(f"  {op:22} {name:12} {ms:10.2f} ms{speed}")
+            runs = f"{len(m.times)}x{m.number_per_run}"
+            print(f"  {op:22} {name:12} {ms:10.3f} ms {runs:>9}{speed}")
+    print(f"  (runs: blocks x calls per block; load average after timing {_load()})")
     return int(failed)
 
 

@@ -25,19 +25,16 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ssm.kernels.backend import (
-    Backend,
+from ssm.kernels._common import (
+    as_pairs,
     batch_shape,
     check_complex,
-    as_pairs,
     check_same_device,
     chunk_length,
-    cuda_module,
     from_pairs,
     keops_sum,
-    resolve_backend,
-    CAUCHY_SHARED,
 )
+from ssm.kernels.backend import CAUCHY_SHARED, Backend, cuda_module, resolve_backend
 from ssm.kernels.shared_poles import cauchy_pairs
 
 __all__ = ["cauchy", "cauchy_keops", "cauchy_ref", "cauchy_torch"]
@@ -200,6 +197,8 @@ def cauchy(v: Tensor, z: Tensor, w: Tensor, conj: bool = False, backend: Backend
     check_complex(op, "z", z, v.dtype)
     check_complex(op, "w", w, v.dtype)
     check_same_device(op, v=v, z=z, w=w)
+    if not isinstance(conj, bool):  # a string such as "no" would be truthy
+        raise TypeError(f"{op}: conj must be a bool (True or False), got {conj!r} ({type(conj).__name__})")
     if z.dim() != 1 or z.shape[0] == 0:
         raise ValueError(f"{op}: z must be 1-D (L,) with L >= 1, got shape {tuple(z.shape)}")
     if v.shape[-1] == 0:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ssm.kernels import _ext
-from ssm.kernels.backend import batch_shape
+from ssm.kernels._common import batch_shape, check_length  # not backend.py: it imports this module
 
 __all__ = [
     "cauchy_cuda",
@@ -214,14 +214,6 @@ def _check(op: str, tensors: dict[str, Tensor], dtype: torch.dtype) -> None:
         raise ValueError(f"{op}: needs CUDA tensors, got tensors on {device}; move them with .cuda()")
 
 
-def _check_length(op: str, L: object) -> int:
-    if isinstance(L, bool) or not isinstance(L, int):
-        raise TypeError(f"{op}: L must be an int >= 1, got {type(L).__name__} ({L!r})")
-    if L < 1:
-        raise ValueError(f"{op}: L must be >= 1, got {L}")
-    return L
-
-
 def _flat(t: Tensor, batch: torch.Size) -> Tensor:
     return t.expand(*batch, t.shape[-1]).reshape(-1, t.shape[-1])
 
@@ -260,7 +252,7 @@ def vandermonde_cuda(v: Tensor, x: Tensor, L: int, conj: bool = False) -> Tensor
     """
     op = "vandermonde_cuda"
     _check(op, {"v": v, "x": x}, v.dtype if isinstance(v, Tensor) else None)
-    L = _check_length(op, L)
+    L = check_length(op, L)
     if x.dtype != v.dtype:
         raise TypeError(f"{op}: x must have v's dtype {v.dtype}, got {x.dtype}")
     if v.shape[-1] != x.shape[-1]:
@@ -281,7 +273,7 @@ def vandermonde_transpose_cuda(u: Tensor, v: Tensor, x: Tensor, L: int) -> Tenso
     """
     op = "vandermonde_transpose_cuda"
     _check(op, {"u": u, "v": v, "x": x}, v.dtype if isinstance(v, Tensor) else None)
-    L = _check_length(op, L)
+    L = check_length(op, L)
     if x.dtype != v.dtype:
         raise TypeError(f"{op}: x must have v's dtype {v.dtype}, got {x.dtype}")
     if u.dtype not in (v.dtype, v.real.dtype):

@@ -36,17 +36,33 @@ DEFAULT_CHUNK = 32
 
 
 def _check(a: Tensor, b: Tensor, x0: Tensor | None, name: str) -> None:
-    if not isinstance(b, Tensor) or b.dim() < 1:
-        got = tuple(b.shape) if isinstance(b, Tensor) else type(b).__name__
-        raise ValueError(f"{name}: b must be a tensor of shape (..., L); got {got}")
+    if not isinstance(b, Tensor):
+        raise TypeError(f"{name}: b must be a tensor of shape (..., L); got {type(b).__name__}")
+    if b.dim() < 1:
+        raise ValueError(f"{name}: b must be a tensor of shape (..., L); got {tuple(b.shape)}")
     if b.shape[-1] < 1:
         raise ValueError(f"{name}: b must have a length L >= 1 (last dim); got shape {tuple(b.shape)}")
+    if not (b.is_floating_point() or b.is_complex()):
+        raise TypeError(f"{name}: b must be a floating-point or complex tensor; got {b.dtype}")
     if not isinstance(a, Tensor):
         raise TypeError(f"{name}: a must be a tensor; got {type(a).__name__}")
     if a.dtype != b.dtype:
         raise TypeError(f"{name}: a and b must share a dtype; got a {a.dtype} and b {b.dtype}")
-    if x0 is not None and x0.dtype != b.dtype:
-        raise TypeError(f"{name}: x0 must have b's dtype {b.dtype}; got {x0.dtype}")
+    if x0 is not None:
+        if not isinstance(x0, Tensor):
+            raise TypeError(f"{name}: x0 must be None or a tensor; got {type(x0).__name__}")
+        if x0.dtype != b.dtype:
+            raise TypeError(f"{name}: x0 must have b's dtype {b.dtype}; got {x0.dtype}")
+        try:
+            fits = torch.broadcast_shapes(x0.shape, b.shape[:-1]) == b.shape[:-1]
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{name}: x0 must broadcast to b.shape[:-1] = {tuple(b.shape[:-1])}; "
+                             f"got shape {tuple(x0.shape)}")
+    devices = {t.device for t in (a, b, x0) if t is not None}
+    if len(devices) > 1:
+        raise ValueError(f"{name}: a, b and x0 must be on one device; got {sorted(map(str, devices))}")
 
 
 def _broadcast(a: Tensor, b: Tensor, name: str) -> torch.Size:
@@ -136,7 +152,10 @@ def scan(a: Tensor, b: Tensor, x0: Tensor | None = None, chunk_size: int = DEFAU
         ``(..., L)`` states, same shape as ``b``.
     """
     _check(a, b, x0, "scan")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"scan: chunk_size must be a positive int; got {chunk_size!r} "
+                        f"({type(chunk_size).__name__})")
+    if chunk_size < 1:
         raise ValueError(f"scan: chunk_size must be a positive int; got {chunk_size!r}")
     batch = b.shape[:-1]
     try:
@@ -149,6 +168,8 @@ def scan(a: Tensor, b: Tensor, x0: Tensor | None = None, chunk_size: int = DEFAU
     if torch.broadcast_shapes(a.shape, batch) != batch:
         raise ValueError(f"scan: a of shape {tuple(a.shape)} would enlarge b's batch shape {tuple(batch)}")
     L = b.shape[-1]
+    if b.numel() == 0:  # an empty batch: nothing to scan (the chunk reshapes below need rows)
+        return b * a.unsqueeze(-1)
     if x0 is not None:
         # x_0 = a x0 + b_0: fold the initial state into the first input (exact).
         b = torch.cat([(b[..., 0] + a * x0).unsqueeze(-1), b[..., 1:]], dim=-1)

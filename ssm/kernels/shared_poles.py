@@ -11,6 +11,8 @@ exists whole. Tested against ``cauchy_ref`` (tests/kernels/test_shared_poles.py)
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -95,9 +97,31 @@ def cauchy_pairs(v: Tensor, s: Tensor, w: Tensor) -> Tensor:
     """
     batch = v.shape[:-2]
     H, M = w.shape
-    vm = v.reshape(-1, H, M).transpose(0, 1)  # (H, nb, M)
+    # The reciprocal squares |den| ~ |z - w|^2, so |den|^2 spans the fourth power of the problem's
+    # range: at s = 0 a pole with |w| < 1e-9.5 underflows it in float32 (S4 at dt < 3e-6), and large s
+    # overflow it. The sum is homogeneous, sum v/(is - w) = c sum v/(i cs - cw): a power of two c
+    # (exact) centres the range of |den| on 1. c is a constant of the graph (its derivative is zero).
+    c = _balancing_scale(w.detach(), s.detach()) if w.numel() and s.numel() else None
+    if c is not None:
+        s, w = s * c, w * c
+    vm = v.reshape(batch.numel(), H, M).transpose(0, 1)  # (H, nb, M); nb may be 0
     a = 2 * vm.real
     b = -2 * (vm.real * w.real.unsqueeze(1) + vm.imag * w.imag.unsqueeze(1))
     Xa, Ya, Xb, Yb = _PairProducts.apply(a, b, w.real.contiguous(), w.imag.contiguous(), s)
     out = torch.complex(Xb - s * Ya, Yb + s * Xa)  # (b + i a s)(rr + i ri)
-    return out.transpose(0, 1).reshape(*batch, H, -1)
+    if c is not None:
+        out = out * c  # back to the unscaled sum
+    return out.transpose(0, 1).reshape(*batch, H, s.shape[0])
+
+
+def _balancing_scale(w: Tensor, s: Tensor) -> Tensor:
+    """A power of two c (0-dim, s's dtype) with ``c^2 sqrt(lo hi) ~ 1`` for the bounds
+    ``lo = min |Re w| |w| <= |den| <= hi = (max |s| + max |w|)^2`` of the pair denominators
+    ``den = (i s - w)(i s - conj w)``, limited so that ``(c^2 hi)^2`` stays below the overflow
+    threshold; formed from logarithms, so it never under- or overflows itself."""
+    info = torch.finfo(s.dtype)
+    log_lo = (torch.log2(w.real.abs().clamp(min=info.tiny)) + torch.log2(w.abs().clamp(min=info.tiny))).min()
+    log_hi = 2 * torch.log2((s.abs().max() + w.abs().max()).clamp(min=info.tiny))
+    e = torch.round(-(log_lo + log_hi) / 4)
+    e = torch.minimum(e, torch.floor((math.log2(info.max) / 2 - 4 - log_hi) / 2))
+    return torch.exp2(e)

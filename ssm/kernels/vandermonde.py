@@ -27,20 +27,17 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ssm.kernels.backend import (
-    Backend,
+from ssm.kernels._common import (
+    as_pairs,
     batch_shape,
     check_complex,
     check_length,
-    as_pairs,
     check_same_device,
-    cuda_module,
     from_pairs,
     keops_sum,
     real_dtype,
-    resolve_backend,
-    sum_to,
 )
+from ssm.kernels.backend import Backend, cuda_module, resolve_backend
 
 __all__ = [
     "vandermonde",
@@ -172,8 +169,9 @@ class _VandermondeTorch(torch.autograd.Function):
         v, x = ctx.saved_tensors
         s, t = _analysis(g if ctx.conj else g.conj(), x, ctx.L, with_t=ctx.needs_input_grad[1])
         scale = 2 if ctx.conj else 1
-        grad_v = sum_to(scale * s.conj(), v.shape) if ctx.needs_input_grad[0] else None
-        grad_x = sum_to(scale * (v * t).conj(), x.shape) if t is not None else None
+        # Gradients of broadcast inputs are summed back to the inputs' shapes (Tensor.sum_to_size).
+        grad_v = (scale * s.conj()).sum_to_size(v.shape) if ctx.needs_input_grad[0] else None
+        grad_x = (scale * (v * t).conj()).sum_to_size(x.shape) if t is not None else None
         return grad_v, grad_x, None, None
 
 
@@ -193,9 +191,9 @@ class _VandermondeTransposeTorch(torch.autograd.Function):
         grad_u = None
         if need_u:  # grad_u = conj(synthesis(conj(g) v)); for a real u only its real part
             grad_u = _synthesis(g.conj() * v, x, ctx.L, real_only=not u.is_complex())
-            grad_u = sum_to(grad_u.conj() if u.is_complex() else grad_u, u.shape)
-        grad_v = sum_to(g * s.conj(), v.shape) if need_v else None
-        grad_x = sum_to(g * (v * t).conj(), x.shape) if need_x else None
+            grad_u = (grad_u.conj() if u.is_complex() else grad_u).sum_to_size(u.shape)
+        grad_v = (g * s.conj()).sum_to_size(v.shape) if need_v else None
+        grad_x = (g * (v * t).conj()).sum_to_size(x.shape) if need_x else None
         return grad_u, grad_v, grad_x, None
 
 
@@ -330,6 +328,8 @@ def vandermonde(v: Tensor, x: Tensor, L: int, conj: bool = False, backend: Backe
     _check_vx(op, v, x)
     L = check_length(op, L)
     check_same_device(op, v=v, x=x)
+    if not isinstance(conj, bool):  # a string such as "no" would be truthy
+        raise TypeError(f"{op}: conj must be a bool (True or False), got {conj!r} ({type(conj).__name__})")
     batch = batch_shape(op, v=v, x=x)
     name = resolve_backend(backend, op, v, batch.numel() * v.shape[-1] * L)
     return _IMPLS[name](v, x, L, conj)

@@ -20,6 +20,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .checks import check_bool, check_choice, check_int, check_n_ssm, check_probability
+
 __all__ = [
     "SSMLayer",
     "TiedDropout",
@@ -30,6 +32,8 @@ __all__ = [
     "reverse_within_lengths",
     "check_choice",
     "check_bool",
+    "check_int",
+    "check_probability",
     "check_n_ssm",
     "repeat_copies",
 ]
@@ -53,35 +57,6 @@ def tag_ssm_param(param: nn.Parameter, group: str = "ssm") -> nn.Parameter:
 def ssm_param_group(param: Tensor) -> Optional[str]:
     """The group a tensor was tagged with by :func:`tag_ssm_param`, or None."""
     return getattr(param, _TAG_ATTR, None)
-
-
-def check_choice(name: str, value: str, valid: tuple[str, ...]) -> str:
-    """Raise a ValueError listing the valid values unless ``value`` is one of ``valid``."""
-    if value not in valid:
-        raise ValueError(f"unknown {name}={value!r}; valid values are {', '.join(map(repr, valid))}")
-    return value
-
-
-def check_bool(name: str, value) -> bool:
-    """Raise a TypeError naming ``name`` unless ``value`` is a bool."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
-    return value
-
-
-def check_n_ssm(n_ssm, d_model: int) -> int:
-    """The number of distinct SSM copies for ``n_ssm``: None gives ``d_model`` (one per channel).
-
-    ``n_ssm = k`` must be a positive int dividing ``d_model``; channel h then uses copy ``h % k``.
-    """
-    if n_ssm is None:
-        return d_model
-    if isinstance(n_ssm, bool) or not isinstance(n_ssm, int):
-        raise TypeError(f"n_ssm must be None or a positive int dividing d_model={d_model}, "
-                        f"got {n_ssm!r} ({type(n_ssm).__name__})")
-    if n_ssm < 1 or d_model % n_ssm:
-        raise ValueError(f"n_ssm must be None or a positive int dividing d_model={d_model}, got {n_ssm!r}")
-    return n_ssm
 
 
 def repeat_copies(t: Tensor, d_model: int, dim: int = 0) -> Tensor:
@@ -111,8 +86,7 @@ class TiedDropout(nn.Module):
 
     def __init__(self, p: float, seq_dim: int) -> None:
         super().__init__()
-        if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {p!r}")
+        p = check_probability("dropout", p)
         if seq_dim not in (1, 2):
             raise ValueError(f"seq_dim must be 1 ((B, L, H) inputs) or 2 ((B, H, L) inputs), got {seq_dim!r}")
         self.p, self.seq_dim = float(p), seq_dim
@@ -135,6 +109,7 @@ class TiedDropout(nn.Module):
 
 def make_dropout(p: float, tie: bool, seq_dim: int) -> nn.Module:
     """Identity for p = 0, else :class:`TiedDropout` if ``tie`` (length axis ``seq_dim``) or nn.Dropout."""
+    p = check_probability("dropout", p)
     if p == 0:
         return nn.Identity()
     return TiedDropout(p, seq_dim) if tie else nn.Dropout(p)
@@ -195,13 +170,10 @@ class SSMLayer(nn.Module):
     def __init__(self, d_model: int, *, transposed: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, tie_dropout: bool = False) -> None:
         super().__init__()
-        if not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.d_model = d_model
-        self.transposed = bool(transposed)
-        self.bidirectional = bool(bidirectional)
+        self.d_model = check_int("d_model", d_model)
+        check_probability("dropout", dropout)
+        self.transposed = check_bool("transposed", transposed)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
         self.tie_dropout = check_bool("tie_dropout", tie_dropout)
         # applied to the core's output, whose length axis is 1 ("BLH") or 2 ("BHL")
         self.dropout = make_dropout(dropout, self.tie_dropout, 1 if self.core_layout == "BLH" else 2)
@@ -209,26 +181,30 @@ class SSMLayer(nn.Module):
         self._cache: dict = {}
 
     # -------------------------------------------------------------------------------------- caching
-    def _param_key(self) -> tuple:
-        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.parameters(recurse=False))
-
     def cached(self, name: str, L: int, fn):
         """fn() or its cached value; recomputed whenever gradients are recorded or parameters changed.
 
         While gradients are recorded (training) ``fn`` runs on every call. Otherwise the value is
-        cached, keyed on ``(name, L)`` and on every parameter's ``_version`` counter, storage, dtype
-        and device, so an optimizer step, ``load_state_dict`` or ``.to()`` invalidates it. The cache
-        is a plain attribute, never part of the state_dict.
+        cached under ``name``, keyed on ``L``, on every parameter's dtype, device and shape, and on
+        the parameters' values: a copy of them is kept and compared on every lookup. Version counters
+        or storage pointers would not do: a write through ``p.data`` (``p.data.fill_``,
+        ``p.data.copy_``, some optimizers and weight-clipping code) changes neither. So any change of
+        a value (an optimizer step, ``load_state_dict``, ``copy_``, ``.data`` writes, ``.to()``)
+        invalidates the entry. The comparison is one pass over the layer's own parameters (small next
+        to a step or a convolution); on a GPU it synchronizes once per lookup. The cache is a plain
+        attribute, never part of the state_dict.
         """
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters(recurse=False)):
+        params = list(self.parameters(recurse=False))
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             self._cache.clear()
             return fn()
-        key = (name, L, self._param_key())
+        meta = (L, tuple((p.dtype, p.device, p.shape) for p in params))
+        values = torch.cat([p.detach().reshape(-1) for p in params])  # a copy: the snapshot if stored
         hit = self._cache.get(name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        if hit is not None and hit[0] == meta and torch.equal(hit[1], values):
+            return hit[2]
         value = fn()
-        self._cache[name] = (key, value)
+        self._cache[name] = (meta, values, value)
         return value
 
     def _load_from_state_dict(self, *args, **kwargs):
@@ -274,12 +250,13 @@ class SSMLayer(nn.Module):
         if p.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"the layer's parameters are {p.dtype}; SSM layers keep float32 or float64 "
                             "parameters (for bf16/fp16 compute, run the model under torch.autocast)")
-        autocast = torch.is_autocast_enabled(x.device.type)
+        if x.device != p.device:
+            raise ValueError(f"{name} is on {x.device} but the layer's parameters are on {p.device}")
+        # (checked after the device: autocast has no state for the meta device)
+        autocast = x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)
         if x.dtype != p.dtype and not autocast:
             raise TypeError(f"{name} has dtype {x.dtype} but the layer's parameters are {p.dtype}; "
                             "convert one of them (or run under torch.autocast)")
-        if x.device != p.device:
-            raise ValueError(f"{name} is on {x.device} but the layer's parameters are on {p.device}")
 
     def _check_lengths(self, lengths: Optional[Tensor], B: int, L: int) -> Optional[Tensor]:
         if lengths is None:
@@ -290,7 +267,7 @@ class SSMLayer(nn.Module):
             raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
         if lengths.shape != (B,):
             raise ValueError(f"lengths must have shape (batch,)=({B},), got {tuple(lengths.shape)}")
-        if bool((lengths < 0).any()) or bool((lengths > L).any()):
+        if lengths.device.type != "meta" and (bool((lengths < 0).any()) or bool((lengths > L).any())):
             raise ValueError(f"lengths must lie in [0, L={L}], got min {int(lengths.min())}, "
                              f"max {int(lengths.max())}")
         return lengths
@@ -309,7 +286,19 @@ class SSMLayer(nn.Module):
         want = self._state_dtype(dtype)
         if state.dtype != want:
             raise TypeError(f"state must have dtype {want}, got {state.dtype}")
+        p = next(self.parameters())
+        if state.device != p.device:
+            raise ValueError(f"state is on {state.device} but the layer's parameters are on {p.device}")
         return state
+
+    @staticmethod
+    def _check_not_traced() -> None:
+        if torch.jit.is_tracing():
+            raise RuntimeError(
+                "torch.jit.trace is not supported by SSM layers: FFT sizes, chunking and the kernel "
+                "length are Python integers computed from the input's length, which a trace would "
+                "freeze (or fail on). Use torch.compile(layer) instead: it captures the same graph and "
+                "recompiles when the length changes.")
 
     # ---------------------------------------------------------------------------------- public API
     def forward(self, x: Tensor, state: Optional[Tensor] = None, return_state: bool = False,
@@ -324,15 +313,26 @@ class SSMLayer(nn.Module):
         Returns:
             y with the shape of x, or (y, state) if ``return_state``.
         """
+        self._check_not_traced()
         self._check_input(x)
         B = x.shape[0]
         L = x.shape[2] if self.transposed else x.shape[1]
+        if L == 0:
+            layout = "(batch, d_model, length)" if self.transposed else "(batch, length, d_model)"
+            raise ValueError(f"x has length L=0 (shape {tuple(x.shape)}, layout {layout}); "
+                             "SSM layers need an input length L >= 1")
         lengths = self._check_lengths(lengths, B, L)
+        check_bool("return_state", return_state)
         cdtype = self.compute_dtype()
         if return_state and self.bidirectional:
             raise ValueError("return_state=True is not available for a bidirectional layer")
         if state is not None:
             self._check_state(state, B, cdtype)
+        if x.device.type == "meta":  # shapes only: y has x's shape, the state default_state's
+            y = torch.empty_like(x)
+            if not return_state:
+                return y
+            return y, torch.empty(self._state_shape(B), dtype=self._state_dtype(cdtype), device=x.device)
         u = x.to(cdtype)
         want_blh = self.core_layout == "BLH"
         if self.transposed == want_blh:  # layout differs from the core's
@@ -341,12 +341,14 @@ class SSMLayer(nn.Module):
         if lengths is not None:
             mask = lengths_to_mask(lengths, L)  # (B, L)
             m = mask.unsqueeze(-1) if want_blh else mask.unsqueeze(1)
-            u = u * m
+            # a select, not a product: padding may hold NaN or inf, and NaN * 0 = NaN would reach
+            # every valid position through the convolution / scan
+            u = torch.where(m, u, u.new_zeros(()))
         with torch.autocast(x.device.type, enabled=False):
             y, next_state = self._forward(u, state, lengths, return_state)
         y = self.dropout(y)
         if mask is not None:
-            y = y * (mask.unsqueeze(-1) if want_blh else mask.unsqueeze(1))
+            y = torch.where(mask.unsqueeze(-1) if want_blh else mask.unsqueeze(1), y, y.new_zeros(()))
         if self.transposed == want_blh:
             y = y.transpose(1, 2)
         y = y.to(x.dtype)
@@ -357,8 +359,10 @@ class SSMLayer(nn.Module):
         """The zero state for ``batch_size`` sequences; ``dtype`` is the real compute dtype."""
         if self.bidirectional:
             raise ValueError("a bidirectional layer has no recurrent state; use bidirectional=False")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, minimum=0)
+        if dtype is not None and dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be None, torch.float32 or torch.float64 (the real compute dtype; "
+                            f"the state's own dtype follows from it), got {dtype!r}")
         p = next(self.parameters())
         dtype = self.compute_dtype() if dtype is None else dtype
         return torch.zeros(self._state_shape(batch_size), dtype=self._state_dtype(dtype),
@@ -370,6 +374,7 @@ class SSMLayer(nn.Module):
         Output dropout (training mode only) draws a fresh mask per (batch, channel) on every call, also
         with ``tie_dropout``: a step sees one token, so nothing is shared across steps.
         """
+        self._check_not_traced()
         if not isinstance(x_t, torch.Tensor):
             raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
         if x_t.dim() != 2 or x_t.shape[1] != self.d_model:
@@ -377,6 +382,8 @@ class SSMLayer(nn.Module):
         self._check_dtype(x_t, "x_t")
         cdtype = self.compute_dtype()
         self._check_state(state, x_t.shape[0], cdtype)
+        if x_t.device.type == "meta":  # shapes only
+            return torch.empty_like(x_t), torch.empty_like(state)
         with torch.autocast(x_t.device.type, enabled=False):
             y, state = self._step(x_t.to(cdtype), state)
         return self.dropout(y).to(x_t.dtype), state

@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .base import check_bool, check_choice, lengths_to_mask, make_dropout
+from .base import check_bool, check_choice, check_int, lengths_to_mask, make_dropout
 
 __all__ = ["Block", "ACTIVATIONS", "NORMS"]
 
@@ -64,6 +64,9 @@ class Block(nn.Module):
                  glu: bool = True, norm: str = "layer", prenorm: bool = False,
                  tie_dropout: bool = False) -> None:
         super().__init__()
+        d_model = check_int("d_model", d_model)
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer must be an nn.Module (an SSM layer), got {type(layer).__name__}")
         if getattr(layer, "transposed", False):
             raise ValueError("Block expects a layer with transposed=False ((B, L, H) inputs)")
         if getattr(layer, "d_model", d_model) != d_model:
@@ -75,10 +78,10 @@ class Block(nn.Module):
         self.activation = ACTIVATIONS[activation]()
         self.tie_dropout = check_bool("tie_dropout", tie_dropout)
         self.drop = make_dropout(dropout, self.tie_dropout, seq_dim=1)  # (B, L, H): length at dim 1
-        self.glu = glu
+        self.glu = check_bool("glu", glu)
         self.proj = nn.Linear(d_model, 2 * d_model if glu else d_model)
         self.norm = _Norm(norm, d_model)
-        self.prenorm = prenorm
+        self.prenorm = check_bool("prenorm", prenorm)
 
     def _branch_out(self, z: Tensor) -> Tensor:
         z = self.proj(self.drop(self.activation(z)))
@@ -96,8 +99,8 @@ class Block(nn.Module):
         x = x + self._branch_out(z)
         if not self.prenorm:
             x = self.norm(x, mask)
-        if mask is not None:
-            x = x * mask.unsqueeze(-1).to(x.dtype)
+        if mask is not None:  # a select: NaN/inf padding times 0 would stay NaN
+            x = torch.where(mask.unsqueeze(-1), x, x.new_zeros(()))
         return (x, next_state) if return_state else x
 
     def default_state(self, batch_size: int, device=None, dtype=None):

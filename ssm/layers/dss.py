@@ -27,7 +27,7 @@ from torch import Tensor
 
 from .. import discretize, kernels
 from ..init import diag_init
-from .base import check_bool, check_choice
+from .base import check_bool, check_choice, check_int
 from .s4d import _RE_FLOOR, DiagSSMLayer, _init_C
 
 __all__ = ["DSS", "DSS_INITS", "DSS_VARIANTS"]
@@ -66,13 +66,16 @@ class DSS(DiagSSMLayer):
                  tie_dropout: bool = False, sep_dt_re_im: bool = True) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
                          bidirectional=bidirectional, tie_dropout=tie_dropout)
-        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+        d_state = check_int("d_state", d_state, 2, "(even: N/2 complex modes)")
+        if d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
         self.variant = check_choice("variant", variant, DSS_VARIANTS)
         self.init = check_choice("init", init, DSS_INITS)
         if variant == "softmax":
-            if not isinstance(l_max, int) or l_max < 1:
-                raise ValueError(f"DSS(variant='softmax') needs l_max, a positive int, got {l_max!r}")
+            if l_max is None:
+                raise ValueError("l_max must be given for variant='softmax' (a positive int: the length "
+                                 "the kernel is normalized over), got None")
+            l_max = check_int("l_max", l_max)
         elif l_max is not None:
             raise ValueError("l_max only applies to variant='softmax'")
         self.l_max = l_max
@@ -89,6 +92,21 @@ class DSS(DiagSSMLayer):
         self.register_ssm_param("A_real", a_real.to(dtype))
         self.register_ssm_param("A_imag", Lambda.imag.to(dtype))
         self.W = torch.nn.Parameter(_init_C(channels * self.n_dir, d_model, None, d_state, dtype))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # state_dicts saved before sep_dt_re_im existed have log_dt (H,): say which layer loads them
+        saved = state_dict.get(prefix + "log_dt")
+        if isinstance(saved, Tensor) and saved.dim() in (1, 2) and saved.dim() != self.log_dt.dim():
+            fits = saved.dim() == 2  # (H, 2): two timesteps per channel
+            error_msgs.append(
+                f"{prefix}log_dt has shape {tuple(saved.shape)} in the state_dict but "
+                f"{tuple(self.log_dt.shape)} in this DSS(sep_dt_re_im={self.sep_dt_re_im}): the state_dict "
+                f"was saved with {'two timesteps' if fits else 'one timestep'} per channel"
+                f"{'' if fits else ' (sep_dt_re_im=False, or a version before sep_dt_re_im existed)'}; "
+                f"build the layer with DSS(..., sep_dt_re_im={fits}) to load it")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def timestep(self) -> Tensor:
         """The current positive timesteps: (H, 2) (real, imaginary part) if ``sep_dt_re_im``, else (H,)."""

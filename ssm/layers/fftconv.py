@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .base import SSMLayer
+from .checks import check_int
 
 __all__ = ["ConvSSMLayer", "fast_fft_size", "fft_conv", "fft_conv_ref"]
 
@@ -104,6 +105,8 @@ def fft_conv(u: Tensor, k: Tensor, k_rev: Optional[Tensor] = None) -> Tensor:
     L = u.shape[-1]
     if k.shape[-1] != L or (k_rev is not None and k_rev.shape[-1] != L):
         raise ValueError(f"fft_conv: kernel length {k.shape[-1]} != input length {L}")
+    if u.shape[0] == 0:  # an empty batch: FFT libraries (MKL) refuse zero-sized transforms
+        return u.unsqueeze(1) * (k if k_rev is None else k + k_rev)  # (0, C, H, L), in the graph
     n = fast_fft_size(2 * L - 1) if L > 1 else 2
     k_full = _full_kernel(k, k_rev, n)
     if k_full.shape[-1] < n:
@@ -141,9 +144,7 @@ class ConvSSMLayer(SSMLayer):
                  bidirectional: bool = False, tie_dropout: bool = False) -> None:
         super().__init__(d_model, transposed=transposed, dropout=dropout, bidirectional=bidirectional,
                          tie_dropout=tie_dropout)
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
-        self.channels = channels
+        self.channels = channels = check_int("channels", channels)
         self.n_dir = 2 if bidirectional else 1
         self.D = nn.Parameter(torch.randn(channels, d_model))
         # channels > 1: outputs (B, channels * H, L) are mixed back to H features.

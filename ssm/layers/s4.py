@@ -16,7 +16,14 @@ the requested L on every call (``Ad^L`` by repeated squaring of the dense biline
 ``conv_kernel(L)`` is exactly the length-L kernel for any L and the state_dict does not depend on L.
 At ``omega = -1`` (even L) z is infinite; there the singularity-free form
 ``2/(1+omega) (z - Lambda)^{-1} = 2 dt / (2 (1 - omega) - dt Lambda (1 + omega)) = dt/2`` gives
-``K_hat(-1) = dt Re(sum_n C~_n B_n)`` (the Woodbury term vanishes there).
+``K_hat(-1) = dt Re(sum_n C~_n B_n)`` (the Woodbury term vanishes there). At ``omega = 1`` (z = 0)
+``K_hat(1) = sum_l K[l] = C S_L Bd`` with ``S_L = sum_{l<L} Ad^l``, formed with ``Ad^L - I`` in
+difference form (:func:`_power_and_sum`), which keeps ``C~`` accurate as dt -> 0.
+
+Numerics: the Woodbury combination cancels near a resonance (a point z within ``|Re Lambda_n|`` of
+a pole, as for LegT/FouT modes at ``Re = -1e-4``) by up to ``|P_n|^2 / |Re Lambda_n|``, so the
+generating function is evaluated in float64 for every parameter dtype (:meth:`S4._woodbury_khat`);
+in float32 it had no correct digit at an exact resonance.
 
 Recurrent mode works in real coordinates ``[Re x; Im x]`` of the stored half (N real numbers, a
 well-conditioned basis), where ``A_r = blockdiag(Lambda) - 2 sum_r p_r p_r^T`` with
@@ -33,8 +40,8 @@ import torch
 from torch import Tensor
 
 from .. import discretize, kernels
-from ..init import nplr
-from .base import check_choice, check_n_ssm, repeat_copies, reverse_within_lengths
+from ..init import FORMS, nplr
+from .base import check_choice, check_int, check_n_ssm, repeat_copies, reverse_within_lengths
 from .fftconv import ConvSSMLayer
 from .s4d import _RE_FLOOR
 
@@ -77,10 +84,30 @@ def _cauchy_sums(v: Tensor, s: Tensor, w: Tensor) -> Tensor:
     return kernels.cauchy(v, torch.complex(torch.zeros_like(s), s), w, conj=True)
 
 
+def _power_and_sum(E: Tensor, c: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """``(Ad^n - I, c sum_{l<n} Ad^l)`` for ``Ad = I + E``: E (H, N, N), c (..., H, N), n >= 1.
+
+    Left-to-right binary powering in difference form, with ``X_a = Ad^a - I`` and ``r_a = c S_a``
+    (``S_a = sum_{l<a} Ad^l``): ``a -> 2a`` is ``X <- 2 X + X X``, ``r <- 2 r + r X``, and ``a -> a + 1``
+    is ``X <- X + E + X E``, ``r <- c + r + r E``: the matrix products of ``matrix_power`` plus
+    row-vector products. For a small timestep ``Ad`` is within O(dt) of I: forming ``Ad^n`` and then
+    subtracting I would cancel to a relative accuracy of about eps / (n dt |A|) (every digit in
+    float32 at dt ~ 1e-7), and ``S_n`` needs no inverse of ``E`` (which is O(dt), or singular)."""
+    X, r = E, c
+    for bit in bin(n)[3:]:
+        r = 2 * r + torch.einsum("...hn,hnm->...hm", r, X)
+        X = 2 * X + X @ X
+        if bit == "1":
+            r = c + r + torch.einsum("...hn,hnm->...hm", r, E)
+            X = X + E + X @ E
+    return X, r
+
+
 def _apply_power(A: Tensor, x: Tensor, n: Tensor) -> Tensor:
     """A^{n_b} x_b for a per-sequence exponent: A (H, N, N), x (B, H, N), n (B,) -> (B, H, N)."""
     out, P, bit = x, A, 0
-    while (1 << bit) <= int(n.max()):
+    n_max = int(n.max()) if n.numel() else 0  # (an empty batch has no exponents)
+    while (1 << bit) <= n_max:
         sel = ((n >> bit) & 1).bool().view(-1, 1, 1)
         out = torch.where(sel, torch.einsum("hnm,bhm->bhn", P, out), out)
         P, bit = P @ P, bit + 1
@@ -100,6 +127,9 @@ class S4(ConvSSMLayer):
         dt_min, dt_max, channels, bidirectional, dropout, tie_dropout, transposed: as for :class:`ssm.S4D`.
         b_clip: clamp Im(B~) at init to [-b_clip, b_clip], as S4's released code does (2.0 there);
             None (default): the exact B~ (:func:`ssm.init.nplr`).
+        hippo_form: "paper" (default) or "released": the HiPPO matrices of S4's released code
+            (``ssm.init.nplr(..., form=...)``: LegT halved, LagT + I/2, FouT at frequencies pi j with
+            a dead state; LegS the same; docs/layers.md).
 
     Parameters: ``log_dt`` (H,), ``log_A_real``/``A_imag`` (k, N/2) with
     ``Lambda = -exp(log_A_real) + i A_imag`` (Re < 0 always; init modes with Re(Lambda) >= -1e-4, as
@@ -113,17 +143,19 @@ class S4(ConvSSMLayer):
                  discretization: str = "bilinear", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  channels: int = 1, bidirectional: bool = False, n_ssm: Optional[int] = None,
                  dropout: float = 0.0, transposed: bool = False, tie_dropout: bool = False,
-                 b_clip: Optional[float] = None) -> None:
+                 b_clip: Optional[float] = None, hippo_form: str = "paper") -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
                          bidirectional=bidirectional, tie_dropout=tie_dropout)
-        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+        d_state = check_int("d_state", d_state, 2, "(even: N/2 complex modes)")
+        if d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
         self.init = check_choice("init", init, S4_INITS)
         self.discretization = check_choice("discretization", discretization, ("bilinear",))
         self.d_state = d_state
         self.n_ssm = check_n_ssm(n_ssm, d_model)
         dtype = torch.get_default_dtype()
-        Lambda, P, B, _ = nplr(init, d_state, b_clip=b_clip)
+        self.hippo_form = check_choice("hippo_form", hippo_form, FORMS)
+        Lambda, P, B, _ = nplr(init, d_state, b_clip=b_clip, form=hippo_form)
         self.b_clip = b_clip
         H, k = d_model, self.n_ssm
         self.register_ssm_param("log_dt", discretize.init_log_dt((H,), dt_min, dt_max).to(dtype))
@@ -160,15 +192,25 @@ class S4(ConvSSMLayer):
         ``U = p^T``; ``M^{-1}`` by the Woodbury identity (an r x r capacitance per channel), which
         equals ``ssm.discretize.bilinear`` on the dense A (tested) without a batched LU solve.
         """
+        E, Bd, C_r = self._dense_delta()
+        return E + torch.eye(E.shape[-1], dtype=E.dtype, device=E.device), Bd, C_r
+
+    def _dense_delta(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(E = Ad - I, Bd, C_r) as :meth:`_dense`, with E formed without cancellation.
+
+        ``E = 2 (M^{-1} - I) = 2 (D^{-1} - I) - 2 D^{-1} U cinv U^T D^{-1}`` where
+        ``D^{-1} - I = (dt Lambda/2) / (1 - dt Lambda/2)`` entrywise: both terms are O(dt) and keep full
+        relative precision as dt -> 0, where ``2 M^{-1} - I - I`` would not."""
         q, DU, cinv, UtD = self._woodbury()
-        re, im = torch.diag_embed(q.real), torch.diag_embed(q.imag)
-        Dinv = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)  # (H, N, N)
-        Minv = Dinv - torch.einsum("ihn,hij,jhm->hnm", DU, cinv, UtD)
-        eye = torch.eye(Minv.shape[-1], dtype=Minv.dtype, device=Minv.device)
-        Ad = 2 * Minv - eye
-        Bd = torch.einsum("hnm,hm->hn", Minv, self._dt_B())
+        Lam, _ = self.state_matrix()
+        qm1 = q * ((self.timestep() / 2).unsqueeze(-1) * Lam)  # D^{-1} - I
+        re, im = torch.diag_embed(qm1.real), torch.diag_embed(qm1.imag)
+        low_rank = torch.einsum("ihn,hij,jhm->hnm", DU, cinv, UtD)
+        Em = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2) - low_rank  # M^{-1} - I
+        dtB = self._dt_B()
+        Bd = torch.einsum("hnm,hm->hn", Em, dtB) + dtB  # M^{-1} dt B
         C = torch.view_as_complex(self.C)
-        return Ad, Bd, 2 * torch.cat([C.real, -C.imag], -1)  # y = 2 Re(C x) = C_r . x_r
+        return 2 * Em, Bd, 2 * torch.cat([C.real, -C.imag], -1)  # y = 2 Re(C x) = C_r . x_r
 
     def _dt_B(self) -> Tensor:
         """dt B in real coordinates [Re; Im], (H, N)."""
@@ -205,20 +247,44 @@ class S4(ConvSSMLayer):
 
     # ------------------------------------------------------------------------------------- kernel
     def _kernels(self, L: int) -> tuple[Tensor, Optional[Tensor]]:
-        Lam, P = self.state_matrix()
         B, M = self.input_matrix(), self.d_state // 2
-        Ad, _, C_r = self._dense()
+        E, Bd, C_r = self._dense_delta()
         # C~ = C (I - Ad^L) for exactly this L, then back to the complex half: y = 2 Re(C~ x).
-        Ct_r = C_r - torch.einsum("chn,hnm->chm", C_r, torch.linalg.matrix_power(Ad, L))
+        X, CS = _power_and_sum(E, C_r, L)  # Ad^L - I and C sum_{l<L} Ad^l, without cancellation
+        Ct_r = -torch.einsum("chn,hnm->chm", C_r, X)
         Ct = torch.complex(Ct_r[..., :M], -Ct_r[..., M:]) / 2
         dt = self.timestep().unsqueeze(-1)  # (H, 1)
         cdtype = Ct.dtype
+        # omega = 1 (k = 0): K_hat(1) = sum_l K[l] = C S_L Bd directly. The Woodbury form at z = 0
+        # amplifies rounding by |(z - Lambda)^{-1}| / |(z - A)^{-1}|, 1e4 for FouT's mode at -1e-4.
+        parts = [(CS * Bd).sum(-1).to(cdtype).unsqueeze(-1)]  # (c, H, 1)
         n_pts = L // 2 + 1
         finite = n_pts - 1 if L % 2 == 0 else n_pts  # omega = -1 (k = L/2) handled in closed form
-        k = torch.arange(finite, dtype=torch.float64, device=Ct.device)
-        g = torch.tan(math.pi * k / L).to(Ct.real.dtype)  # (1-w)/(1+w) = i g
-        omega = torch.polar(torch.ones_like(k), -2 * math.pi * k / L).to(cdtype)
-        # 1/(z - Lambda) = (dt/2) / (g - dt Lambda / 2): one z grid shared by all channels.
+        if finite > 1:
+            k = torch.arange(1, finite, dtype=torch.float64, device=Ct.device)
+            g = torch.tan(math.pi * k / L)  # (1-w)/(1+w) = i g
+            omega = torch.polar(torch.ones_like(k), -2 * math.pi * k / L)
+            parts.append((self._woodbury_khat(Ct, g, dt) * (2 / (1 + omega))).to(cdtype))
+        if finite < n_pts:
+            k_nyq = dt.squeeze(-1) * (Ct * B).sum(-1).real  # (c, H)
+            parts.append(k_nyq.to(cdtype).unsqueeze(-1))
+        return self._split_dirs(torch.fft.irfft(torch.cat(parts, -1), n=L))
+
+    def _woodbury_khat(self, Ct: Tensor, g: Tensor, dt: Tensor) -> Tensor:
+        """``C~ (z - A)^{-1} B`` at ``z = (2/dt) i g``, (c, H, F) complex128, by the Woodbury identity
+        over four Cauchy sums; ``1/(z - Lambda) = (dt/2) / (i g - dt Lambda / 2)``: one grid for all
+        channels. g: (F,) float64.
+
+        Evaluated in float64 whatever the parameters' dtype. Near a resonance, a point ``z`` within
+        ``|Re Lambda_n|`` of a pole (modes at Re = -1e-4: LegT, FouT, or any trained layer), the
+        Cauchy sums are dominated by ``1/(z - Lambda_n)`` while ``(z - A)^{-1}`` is not: the Woodbury
+        combination cancels by up to ``|P_n|^2 / |Re Lambda_n|``, which in float32 left no correct
+        digit (LegT, N = 64). The inputs may carry float32 rounding: every sum sees the same poles
+        and points, so that only moves A and z slightly, and the resolvent of A is well-conditioned."""
+        cdtype = torch.complex128
+        Lam, P = self.state_matrix()
+        Lam, P, B = Lam.to(cdtype), P.to(cdtype), self.input_matrix().to(cdtype)
+        Ct, dt = Ct.to(cdtype), dt.to(torch.float64)
         left = torch.cat([Ct, P.conj()], 0)  # (c + r, H, M)
         right = torch.cat([B.unsqueeze(0), P], 0)  # (1 + r, H, M)
         v = left.unsqueeze(1) * right.unsqueeze(0) * (dt / 2)  # (c + r, 1 + r, H, M)
@@ -231,21 +297,16 @@ class S4(ConvSSMLayer):
         k00, k10 = k00.squeeze(1), k10.squeeze(1)
         rank = P.shape[0]
         if rank == 1:
-            khat = k00 - k01[:, 0] * k10[0] / (1 + k11[0, 0])
-        elif rank == 2:  # (I + k11)^{-1} k10 by the explicit 2 x 2 inverse
+            return k00 - k01[:, 0] * k10[0] / (1 + k11[0, 0])
+        if rank == 2:  # (I + k11)^{-1} k10 by the explicit 2 x 2 inverse
             a, b, c_, d = 1 + k11[0, 0], k11[0, 1], k11[1, 0], 1 + k11[1, 1]
             det = a * d - b * c_
             sol0, sol1 = (d * k10[0] - b * k10[1]) / det, (a * k10[1] - c_ * k10[0]) / det
-            khat = k00 - k01[:, 0] * sol0 - k01[:, 1] * sol1
-        else:  # (I + k11)^{-1} k10 for each (h, frequency)
-            eye = torch.eye(rank, dtype=cdtype, device=Ct.device)
-            sol = torch.linalg.solve(eye + k11.permute(2, 3, 0, 1), k10.permute(1, 2, 0).unsqueeze(-1))
-            khat = k00 - torch.einsum("crhf,hfr->chf", k01, sol.squeeze(-1))
-        khat = khat * (2 / (1 + omega))
-        if finite < n_pts:
-            k_nyq = dt.squeeze(-1) * (Ct * B).sum(-1).real  # (c, H)
-            khat = torch.cat([khat, k_nyq.to(cdtype).unsqueeze(-1)], -1)
-        return self._split_dirs(torch.fft.irfft(khat, n=L))
+            return k00 - k01[:, 0] * sol0 - k01[:, 1] * sol1
+        # (I + k11)^{-1} k10 for each (h, frequency)
+        eye = torch.eye(rank, dtype=cdtype, device=Ct.device)
+        sol = torch.linalg.solve(eye + k11.permute(2, 3, 0, 1), k10.permute(1, 2, 0).unsqueeze(-1))
+        return k00 - torch.einsum("crhf,hfr->chf", k01, sol.squeeze(-1))
 
     # ------------------------------------------------------------------------- state and step
     def _step_setup(self) -> tuple[Tensor, Tensor, Tensor]:

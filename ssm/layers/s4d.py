@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .. import discretize, kernels
 from ..init import diag_init
-from .base import check_choice, check_n_ssm, repeat_copies, reverse_within_lengths
+from .base import check_choice, check_int, check_n_ssm, repeat_copies, reverse_within_lengths
 from .fftconv import ConvSSMLayer
 
 __all__ = ["DiagSSMLayer", "S4D", "S4D_INITS"]
@@ -118,7 +118,8 @@ class S4D(DiagSSMLayer):
                  tie_dropout: bool = False, b_clip: Optional[float] = None) -> None:
         super().__init__(d_model, channels=channels, transposed=transposed, dropout=dropout,
                          bidirectional=bidirectional, tie_dropout=tie_dropout)
-        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+        d_state = check_int("d_state", d_state, 2, "(even: N/2 complex modes)")
+        if d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 complex modes), got {d_state!r}")
         self.d_state = d_state
         self.init = check_choice("init", init, S4D_INITS)

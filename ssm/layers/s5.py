@@ -30,10 +30,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ssm.discretize import bilinear, init_log_dt, zoh
+from ssm.discretize import bilinear, diagonal_real, init_log_dt, zoh
 from ssm.init.diag import DIAG_INITS, diag_init
 from ssm.kernels.scan import scan
-from ssm.layers.base import SSMLayer, check_choice, reverse_within_lengths
+from ssm.layers.base import SSMLayer, check_choice, check_int, reverse_within_lengths
 
 __all__ = ["S5", "C_INITS", "to_eigenbasis"]
 
@@ -136,10 +136,12 @@ class S5(SSMLayer):
         check_choice("init", init, DIAG_INITS)
         check_choice("c_init", c_init, C_INITS)
         check_choice("discretization", discretization, tuple(_DISCRETIZATIONS))
-        if isinstance(d_state, bool) or not isinstance(d_state, int) or d_state < 2:
-            raise ValueError(f"d_state must be an even int >= 2, got {d_state!r}")
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        d_state = check_int("d_state", d_state, 2, "(even, divisible by 2 * blocks)")
+        blocks = check_int("blocks", blocks)
+        if d_state % (2 * blocks):
+            raise ValueError(f"d_state must be even and divisible by 2 * blocks (each of the {blocks} init "
+                             f"blocks holds conjugate pairs), got d_state={d_state}, blocks={blocks}")
+        chunk_size = check_int("chunk_size", chunk_size)
         self.d_state, self.blocks, self.init = d_state, blocks, init
         self.c_init, self.discretization, self.chunk_size = c_init, discretization, chunk_size
         H, P = d_model, d_state
@@ -191,11 +193,21 @@ class S5(SSMLayer):
 
     def discrete(self) -> tuple[Tensor, Tensor]:
         """``(Lambda_bar (P/2,), B_bar (P/2, H))`` for the current parameters (never cached)."""
-        Lambda = self.Lambda
-        # B_bar = f(dt, Lambda) * B~ row by row: discretize with B = 1 to get the factor f.
-        Lambda_bar, factor = _DISCRETIZATIONS[self.discretization](
-            self.timestep(), Lambda, torch.ones_like(Lambda), check=False)
-        return Lambda_bar, factor.unsqueeze(-1) * self.B_tilde
+        lam_re, lam_im, W_in = self._discrete_real()
+        N2 = self.d_state // 2
+        return torch.complex(lam_re, lam_im), torch.complex(W_in[:N2], W_in[N2:])
+
+    def _discrete_real(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(Re Lambda_bar, Im Lambda_bar, W_in)`` with ``W_in = [Re B_bar; Im B_bar]`` (P, H).
+
+        Real arithmetic only (:func:`ssm.discretize.diagonal_real`): under ``torch.compile`` inductor
+        gave gradients w.r.t. ``log_dt`` and Lambda off by 10% to 3x when ``B_bar`` came from the
+        complex chain ``exp(dt Lambda)``, ``(e^z - 1)/Lambda``, ``* B~``, ``.real``/``.imag``."""
+        re = -torch.exp(self.Lambda_log_neg_re).clamp(min=RE_FLOOR)
+        ar, ai, fr, fi = diagonal_real(self.discretization, self.timestep(), re, self.Lambda_im)
+        br, bi = self.B[..., 0], self.B[..., 1]  # B~ (P/2, H): B_bar = f B~ row by row
+        fr, fi = fr.unsqueeze(-1), fi.unsqueeze(-1)
+        return ar, ai, torch.cat([fr * br - fi * bi, fr * bi + fi * br], dim=0)
 
     def _out_weight(self) -> Tensor:
         """(n_dir * P, H) real W with ``y = [Re x; Im x]^T W = 2 Re(C~ x)`` per direction."""
@@ -210,9 +222,12 @@ class S5(SSMLayer):
                  return_state: bool) -> tuple[Tensor, Optional[Tensor]]:
         Bsz, L, H = u.shape
         N2 = self.d_state // 2
-        Lambda_bar, B_bar = self.discrete()
+        if Bsz == 0:  # an empty batch (view_as_real's backward refuses the strides of empty gradients)
+            empty_state = u.new_zeros(self._state_shape(0), dtype=self._state_dtype(u.dtype))
+            return u * self.D, (empty_state if state is None else state) if return_state else None
+        lam_re, lam_im, W_in = self._discrete_real()  # W_in = [Re B_bar; Im B_bar] (P, H)
+        Lambda_bar = torch.complex(lam_re, lam_im)
         # B_bar u for every step as one real matmul, in the scan's layout (N2, B, L)
-        W_in = torch.cat([B_bar.real, B_bar.imag], dim=0)  # (P, H)
         bu, uD = _ProjectIn.apply(u.reshape(Bsz * L, H), W_in, self.D)  # (P, B L), (B L, H)
         bu = bu.view(2, N2, Bsz, L)
         bu = torch.complex(*bu.unbind(0))  # (N2, B, L)
@@ -229,7 +244,7 @@ class S5(SSMLayer):
             X = torch.stack([fwd, bwd], dim=0).permute(0, 4, 1, 2, 3)  # (dir, re/im, N2, B, L)
         else:
             X = xr.permute(3, 0, 1, 2)  # (re/im, N2, B, L)
-        X = X.reshape(-1, Bsz * L)  # (n_dir P, B L), rows ordered as _out_weight's
+        X = X.reshape(X.shape[:-2].numel(), Bsz * L)  # (n_dir P, B L), rows ordered as _out_weight's
         y = torch.addmm(uD, X.T, self._out_weight()).view(Bsz, L, H)  # 2 Re(C~ x) + D u
         next_state = None
         if return_state:
@@ -251,8 +266,8 @@ class S5(SSMLayer):
         return self.cached("step", 0, self._build_step)
 
     def _build_step(self) -> tuple[Tensor, Tensor, Tensor]:
-        Lambda_bar, B_bar = self.discrete()
-        return Lambda_bar, torch.cat([B_bar.real, B_bar.imag], dim=0), self._out_weight()[: self.d_state]
+        lam_re, lam_im, W_in = self._discrete_real()
+        return torch.complex(lam_re, lam_im), W_in, self._out_weight()[: self.d_state]
 
     def _step(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         N2 = self.d_state // 2

@@ -7,13 +7,15 @@ token at a time (recurrent mode), giving the same outputs as ``forward`` in eval
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from ..layers.base import check_choice, lengths_to_mask
+from ..layers.base import check_bool, check_choice, check_int, check_probability, lengths_to_mask
 from ..layers.block import Block, _Norm
+from . import weights as _weights
 
 __all__ = ["SequenceModel", "POOLS"]
 
@@ -43,11 +45,23 @@ class SequenceModel(nn.Module):
                  pool: Optional[str] = "mean", padding_idx: Optional[int] = None,
                  tie_dropout: bool = False) -> None:
         super().__init__()
-        for name, v in (("d_input", d_input), ("d_model", d_model), ("n_layers", n_layers)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if d_output is not None and (not isinstance(d_output, int) or d_output < 1):
-            raise ValueError(f"d_output must be a positive int or None, got {d_output!r}")
+        d_input, d_model, n_layers = (check_int(name, v) for name, v in
+                                      (("d_input", d_input), ("d_model", d_model), ("n_layers", n_layers)))
+        if d_output is not None:
+            d_output = check_int("d_output", d_output, what="(or None: no decoder)")
+        for name, v in (("embedding", embedding), ("prenorm", prenorm), ("glu", glu),
+                        ("tie_dropout", tie_dropout)):
+            check_bool(name, v)
+        check_probability("dropout", dropout)
+        if padding_idx is not None:
+            if not embedding:
+                raise ValueError(f"padding_idx only applies to embedding=True (token inputs), got "
+                                 f"padding_idx={padding_idx!r} with embedding=False")
+            padding_idx = check_int("padding_idx", padding_idx, minimum=0,
+                                    what=f"(a token id < d_input={d_input})")
+            if padding_idx >= d_input:
+                raise ValueError(f"padding_idx must be a token id in [0, d_input={d_input}), "
+                                 f"got {padding_idx}")
         if not callable(layer):
             raise TypeError(f"layer must be a callable d_model -> layer, got {type(layer).__name__}")
         check_choice("pool", pool, POOLS)
@@ -61,6 +75,51 @@ class SequenceModel(nn.Module):
                   prenorm=prenorm, tie_dropout=tie_dropout) for _ in range(n_layers))
         self.final_norm = _Norm(norm, d_model) if prenorm else None
         self.decoder = nn.Linear(d_model, d_output) if d_output is not None else None
+        # The constructor's arguments as plain values, for config(), save_weights() and from_checkpoint()
+        # (ssm/models/weights.py); the layer callable is kept only as its plain spec (None: not writable).
+        self._init_config = {"d_input": d_input, "d_model": d_model, "d_output": d_output, "n_layers": n_layers,
+                             "embedding": embedding, "dropout": dropout, "norm": norm, "prenorm": prenorm,
+                             "glu": glu, "activation": activation, "pool": pool, "padding_idx": padding_idx,
+                             "tie_dropout": tie_dropout}
+        self._layer_spec = _weights.layer_spec(layer)
+        self._layer_name = getattr(layer, "__name__", type(layer).__name__)
+
+    # ------------------------------------------------------------------------------- save / load
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments as a plain dict (the ``config`` of a weights file; also a Hydra
+        config). Needs ``layer`` to be an ssm layer class or a ``functools.partial`` of one."""
+        if self._layer_spec is None:
+            raise ValueError(
+                f"this model's layer callable ({self._layer_name}) cannot be written down: build the model "
+                "with an ssm layer class or a functools.partial of one with plain keyword arguments, e.g. "
+                "layer=functools.partial(ssm.S4D, d_state=64), to save or export it")
+        if not _weights._is_ssm_class(type(self)):
+            raise ValueError(f"{type(self).__qualname__} is not defined in ssm; only ssm's classes are saved")
+        return {"_target_": _weights._target_name(type(self)), **self._init_config,
+                "layer": dict(self._layer_spec)}
+
+    def save_weights(self, path: Union[str, Path], metadata: Optional[dict[str, Any]] = None) -> Path:
+        """Write the weights-only file (format ``ssm-weights/1``; see ssm/models/weights.py)."""
+        return _weights.save_weights(self, path, metadata)
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, Path],
+                        map_location: Union[str, torch.device] = "cpu") -> "SequenceModel":
+        """The trained model stored in ``path``, in eval mode, on ``map_location`` (default the CPU).
+
+        Args:
+            path: an ``ssm-train`` checkpoint (``.ckpt``; for retrieval runs, the shared backbone
+                without the pair classifier) or a weights-only file written by :meth:`save_weights`
+                or ``ssm.training.export_weights``.
+            map_location: device of the returned model (and of the tensors while loading).
+        Raises:
+            ssm.models.weights.CheckpointError: a truncated or corrupted file (zip CRC check), or one
+                that is not an ssm checkpoint; FileNotFoundError: no such file.
+        """
+        model = _weights.load_model(path, map_location)
+        if not isinstance(model, cls):
+            raise _weights.CheckpointError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     # ------------------------------------------------------------------------------------ checks
     def _check_x(self, x: Tensor, step: bool) -> None:
@@ -71,6 +130,8 @@ class SequenceModel(nn.Module):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != rank:
             raise ValueError(f"x must have shape {what}, got {tuple(x.shape)}")
+        if not step and x.shape[1] == 0:
+            raise ValueError(f"x has length L=0 (shape {tuple(x.shape)}, {what}); the model needs L >= 1")
         if self.embedding:
             if x.dtype not in (torch.int64, torch.int32):
                 raise TypeError(f"x must be an integer (token) tensor for embedding=True, got {x.dtype}")
@@ -97,15 +158,18 @@ class SequenceModel(nn.Module):
         self._check_x(x, step=False)
         if lengths is None:
             lengths = self._lengths_from_padding(x)
-        h = self.encoder(x)
         mask = None
         if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=h.device)
-            if lengths.shape != (h.shape[0],) or lengths.is_floating_point():
-                raise ValueError(f"lengths must be an integer tensor of shape (batch,)=({h.shape[0]},), "
+            lengths = torch.as_tensor(lengths, device=x.device)
+            if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
+                raise ValueError(f"lengths must be an integer tensor of shape (batch,)=({x.shape[0]},), "
                                  f"got {tuple(lengths.shape)} {lengths.dtype}")
-            mask = lengths_to_mask(lengths, h.shape[1])
-            h = h * mask.unsqueeze(-1).to(h.dtype)
+            mask = lengths_to_mask(lengths, x.shape[1])
+            if not self.embedding:  # padding may hold NaN/inf: select it away before the encoder
+                x = torch.where(mask.unsqueeze(-1), x, x.new_zeros(()))  # (or it reaches the gradients)
+        h = self.encoder(x)
+        if mask is not None:
+            h = torch.where(mask.unsqueeze(-1), h, h.new_zeros(()))
         for block in self.blocks:
             h = block(h, lengths=lengths)
         if self.final_norm is not None:
@@ -115,12 +179,12 @@ class SequenceModel(nn.Module):
 
     def _pool(self, h: Tensor, lengths: Optional[Tensor], mask: Optional[Tensor]) -> Tensor:
         if self.pool is None:
-            return h if mask is None else h * mask.unsqueeze(-1).to(h.dtype)
+            return h if mask is None else torch.where(mask.unsqueeze(-1), h, h.new_zeros(()))
         if self.pool == "mean":
             if mask is None:
                 return h.mean(1)
             count = mask.sum(1, keepdim=True).clamp(min=1).to(h.dtype)
-            return (h * mask.unsqueeze(-1).to(h.dtype)).sum(1) / count
+            return torch.where(mask.unsqueeze(-1), h, h.new_zeros(())).sum(1) / count
         if lengths is None:
             return h[:, -1]
         idx = (lengths.long() - 1).clamp(min=0)

@@ -19,19 +19,18 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import lightning.pytorch as pl
-import torch
 from omegaconf import OmegaConf
 
+from ssm.training.checkpoint import load_checkpoint as verified_load
 from ssm.training.noise import FourierNoise
 from ssm.training.train import ConfigError, build_datamodule, build_module
 
-__all__ = ["evaluate_checkpoint", "write_results", "main"]
+__all__ = ["load_checkpoint", "evaluate_checkpoint", "write_results", "main"]
 
 
 def _load(path: Path, overrides: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # checkpoints hold no pickled objects
+    # CRC-checked and weights-only (checkpoints hold no pickled objects); a bad file raises CheckpointError
+    ckpt = verified_load(path)
     if "ssm_config" not in ckpt:
         raise ConfigError(f"{path} has no 'ssm_config' entry: it was not written by ssm-train")
     cfg = OmegaConf.create(ckpt["ssm_config"])
@@ -41,6 +40,19 @@ def _load(path: Path, overrides: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     if overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     return cfg, ckpt
+
+
+def load_checkpoint(
+    checkpoint: str | Path, overrides: Sequence[str] = ()
+) -> tuple[Any, pl.LightningDataModule, Any]:
+    """``(module, datamodule, cfg)`` of an ``ssm-train`` checkpoint: the run's config (with
+    ``overrides``) rebuilds the data module and the Lightning module, which gets the stored weights.
+    The path :func:`evaluate_checkpoint` evaluates through (and the robustness benchmark)."""
+    cfg, ckpt = _load(Path(checkpoint), overrides)
+    dm = build_datamodule(cfg)
+    module = build_module(cfg, dm)
+    module.load_state_dict(ckpt["state_dict"])
+    return module, dm, cfg
 
 
 def evaluate_checkpoint(
@@ -69,10 +81,7 @@ def evaluate_checkpoint(
         raise ValueError("amplitudes must hold at least one value")
     if any(a < 0 for a in amplitudes):
         raise ValueError(f"amplitudes must be >= 0, got {list(amplitudes)}")
-    cfg, ckpt = _load(Path(checkpoint), overrides)
-    dm = build_datamodule(cfg)
-    module = build_module(cfg, dm)
-    module.load_state_dict(ckpt["state_dict"])
+    module, dm, cfg = load_checkpoint(checkpoint, overrides)
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=1,

@@ -10,6 +10,7 @@ the same backbone and classifies ``[u, v, u * v, u - v]`` with an MLP, as the LR
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
@@ -17,9 +18,11 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from ssm.training.schedule import CosineWarmupLR
+from ssm.training.schedule import CosineWarmupLR, fit_warmup_steps
 
 __all__ = ["SequenceLightningModule", "RetrievalHead", "TASKS"]
+
+log = logging.getLogger(__name__)
 
 TASKS = ("classification", "retrieval")
 
@@ -56,7 +59,9 @@ class SequenceLightningModule(pl.LightningModule):
         optimizer: a partial optimizer taking the parameter groups (Hydra ``_partial_: true``); its
             ``lr`` and ``weight_decay`` keywords are the base values of the non-SSM parameters.
         scheduler: a partial LR scheduler taking the optimizer, stepped once per optimizer step, or None.
-            A ``total_steps`` keyword left None is filled from ``trainer.estimated_stepping_batches``.
+            A ``total_steps`` keyword left None is filled from ``trainer.estimated_stepping_batches``;
+            a ``warmup_steps`` as long as that run is then shortened to a tenth of it, with a warning
+            (:func:`ssm.training.schedule.fit_warmup_steps`).
         task: ``"classification"`` or ``"retrieval"``.
         ssm_lr: learning rate of the SSM parameters (None: the base lr).
         ssm_weight_decay: weight decay of the SSM parameters.
@@ -154,6 +159,14 @@ class SequenceLightningModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["ssm_config"] = self.run_config
+        # The backbone's own plain config (d_input, d_output, model and layer settings), so that
+        # ssm.SequenceModel.from_checkpoint rebuilds it without Lightning or Hydra.
+        config = getattr(self.model, "config", None)
+        if callable(config):
+            try:
+                checkpoint["ssm_model"] = config()
+            except ValueError:  # a layer callable that cannot be written down: ssm_config still holds the run
+                pass
 
     # ------------------------------------------------------------------------------------ optimizers
     def ssm_parameter_count(self) -> int:
@@ -193,6 +206,17 @@ class SequenceLightningModule(pl.LightningModule):
             and factory.keywords.get("total_steps") is None
             and ("total_steps" in factory.keywords or factory.func is CosineWarmupLR)
         ):
-            kwargs["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            kwargs["total_steps"] = total
+            warmup = factory.keywords.get("warmup_steps")
+            if isinstance(warmup, int) and fit_warmup_steps(warmup, total) != warmup:
+                kwargs["warmup_steps"] = fit_warmup_steps(warmup, total)
+                if self.trainer.global_rank == 0:
+                    log.warning(
+                        "scheduler.warmup_steps=%d is not shorter than the run (%d optimizer steps): the "
+                        "learning rate would never reach its peak nor decay; warming up over %d steps (a "
+                        "tenth of the run) instead. Set scheduler.warmup_steps below %d to choose.",
+                        warmup, total, kwargs["warmup_steps"], total,
+                    )
         scheduler = factory(optimizer, **kwargs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -5,6 +5,9 @@ parameter group rises linearly from 0 to its base value over ``warmup_steps`` op
 follows ``min_lr + (base - min_lr) * (1 + cos(pi * progress)) / 2`` down to ``min_lr_ratio * base`` at
 ``total_steps``. The value is a closed form of the step number, so resuming from a checkpoint gives
 exactly the same rates as an uninterrupted run.
+
+A warm-up at least as long as the run would never reach the peak rate nor decay; when the run's length
+fills in ``total_steps``, :func:`fit_warmup_steps` shortens it to a tenth of the run.
 """
 
 from __future__ import annotations
@@ -14,7 +17,21 @@ from typing import Optional
 
 import torch
 
-__all__ = ["CosineWarmupLR", "cosine_warmup_factor"]
+__all__ = ["CosineWarmupLR", "cosine_warmup_factor", "fit_warmup_steps"]
+
+# The warm-up's share of a run it would otherwise outlast (a common choice for short fine-tuning runs).
+FIT_WARMUP_FRACTION = 0.1
+
+
+def fit_warmup_steps(warmup_steps: int, total_steps: int) -> int:
+    """``warmup_steps`` if the warm-up ends before ``total_steps``, else a tenth of the run (rounded down).
+
+    A warm-up of ``total_steps`` steps or more would keep the learning rate below its peak for the whole
+    run and never start the decay (e.g. a recipe's 1000 warm-up steps in a 2-epoch trial run).
+    """
+    if warmup_steps < total_steps:
+        return warmup_steps
+    return int(total_steps * FIT_WARMUP_FRACTION)
 
 
 def cosine_warmup_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> float:

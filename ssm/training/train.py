@@ -10,12 +10,16 @@ from __future__ import annotations
 import datetime
 import importlib.resources
 import importlib.util
+import inspect
+import logging
 import math
 import os
 import platform
 import shlex
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,8 +29,20 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from ssm.data import DatasetNotFoundError, MalformedFileError
 from ssm.training.callbacks import EpochReseed, NonFiniteError, NonFiniteGuard, RunSummary
+from ssm.training.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries
+from ssm.training.checkpoint_io import AtomicCheckpointIO
 from ssm.training.lit_module import TASKS, SequenceLightningModule
+from ssm.training.resume import continue_csv_logs, resume_run_dir, resumed_logger_config
+from ssm.training.run_folder import (
+    CURVES,
+    HyperparameterLog,
+    attach_job_log,
+    find_metrics_csv,
+    plot_curves,
+    write_resolved_config,
+)
 from ssm.training.sampling import ReproducibleDataModule
 
 __all__ = [
@@ -36,11 +52,15 @@ __all__ = [
     "validate_config",
     "check_resume",
     "build_datamodule",
+    "load_data",
     "build_module",
     "build_trainer",
     "run",
     "main",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -56,7 +76,8 @@ def config_path() -> str:
         return str(local)
     raise RuntimeError(
         "cannot find the ssm configs: neither the package ssm.configs (installed with ssm) "
-        f"nor {local}/train.yaml exists; reinstall with `pip install structured-ssm[train]`"
+        f"nor {local}/train.yaml exists; reinstall, e.g. `pip install -e '.[train]'` in a clone of "
+        "structured-ssm (README, Install)"
     )
 
 
@@ -114,6 +135,43 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _bool_kind(annotation: Any, default: Any) -> Optional[str]:
+    """"bool" or "optional" for a parameter taking a bool (or bool or None), else None."""
+    if isinstance(annotation, str):  # an annotation get_type_hints could not evaluate
+        text = annotation.replace(" ", "")
+        if text == "bool":
+            return "bool"
+        return "optional" if text in ("Optional[bool]", "bool|None", "None|bool") else None
+    if annotation is bool:
+        return "bool"
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return "optional" if set(typing.get_args(annotation)) == {bool, type(None)} else None
+    if annotation is inspect.Parameter.empty and isinstance(default, bool):
+        return "bool"
+    return None
+
+
+def bool_options(target: str) -> dict[str, str]:
+    """The keyword arguments of ``target`` (a ``_target_`` path) that take a bool: name -> "bool" or
+    "optional" (bool or None), read from its signature's annotations and defaults. Empty when the
+    target cannot be located (building it then reports that)."""
+    try:
+        obj = hydra.utils.get_object(target)
+        signature = inspect.signature(obj)
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return {}
+    try:
+        hints = typing.get_type_hints(obj.__init__ if isinstance(obj, type) else obj)
+    except (NameError, TypeError, AttributeError):
+        hints = {}
+    kinds = {}
+    for name, param in signature.parameters.items():
+        kind = _bool_kind(hints.get(name, param.annotation), param.default)
+        if kind is not None:
+            kinds[name] = kind
+    return kinds
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check the values a run depends on before anything is built; raise :class:`ConfigError`."""
     for group in ("data", "layer", "model", "optimizer", "trainer"):
@@ -141,6 +199,17 @@ def validate_config(cfg: DictConfig) -> None:
             cfg, "scheduler.warmup_steps", lambda v: _is_int(v) and v >= 0, "an integer >= 0", required=False
         )
         _check(
+            cfg, "scheduler.total_steps", lambda v: _is_int(v) and v >= 1, "a positive integer or null",
+            required=False,
+        )
+        warmup, total = _get(cfg, "scheduler.warmup_steps"), _get(cfg, "scheduler.total_steps")
+        if _is_int(warmup) and _is_int(total) and warmup >= total:
+            raise ConfigError(
+                f"scheduler.warmup_steps must be below scheduler.total_steps={total} (the learning rate "
+                f"would never reach its peak), got {warmup}; or set scheduler.total_steps=null to fit "
+                "the schedule to the run"
+            )
+        _check(
             cfg,
             "scheduler.min_lr_ratio",
             lambda v: _is_num(v) and 0 <= v <= 1,
@@ -165,8 +234,15 @@ def validate_config(cfg: DictConfig) -> None:
         f"a positive integer dividing model.d_model={d_model}, or null",
         required=False,
     )
-    for key in ("model.tie_dropout", "layer.tie_dropout"):
-        _check(cfg, key, lambda v: isinstance(v, bool), "true or false", required=False)
+    # Every option the model or layer declares as a bool: a string such as "no" would be truthy. The
+    # model first: layer options may follow model ones by interpolation (layer.tie_dropout).
+    for group in ("model", "layer"):
+        kinds = bool_options(str(cfg[group]._target_))
+        for key in cfg[group]:
+            if str(key) in kinds:
+                optional = kinds[str(key)] == "optional"
+                expected = "true, false or null" if optional else "true or false"
+                _check(cfg, f"{group}.{key}", lambda v: isinstance(v, bool), expected, required=not optional)
     _check(cfg, "layer.dt_min", lambda v: _is_num(v) and v > 0, "a positive number", required=False)
     _check(
         cfg,
@@ -222,6 +298,30 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
         if not hasattr(dm, attr):
             raise ConfigError(f"data module {type(dm).__name__} has no attribute '{attr}'")
     return dm
+
+
+def _one_line(text: str) -> str:
+    """A multi-line message (paths tried, how to get the data) as one line."""
+    parts: list[str] = []
+    for line in (line.strip() for line in text.splitlines()):
+        if line:
+            if parts and not parts[-1].endswith((".", ":", ";", ",")):
+                parts[-1] += ";"
+            parts.append(line)
+    return " ".join(parts)
+
+
+def load_data(cfg: DictConfig, dm: pl.LightningDataModule) -> None:
+    """Load the data set (``dm.setup("fit")``) before the model and the Trainer are built.
+
+    A missing data set or a malformed or empty file becomes a :class:`ConfigError` whose one line names
+    the paths tried or the file, and how to get the data.
+    """
+    try:
+        dm.setup("fit")
+    except (DatasetNotFoundError, MalformedFileError) as err:
+        what = f"cannot load the data (group data, {cfg.data._target_})"
+        raise ConfigError(f"{what}: {_one_line(str(err))}") from err
 
 
 def build_module(cfg: DictConfig, dm: pl.LightningDataModule) -> SequenceLightningModule:
@@ -314,8 +414,13 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def build_trainer(cfg: DictConfig) -> tuple[pl.Trainer, RunSummary]:
-    """The Trainer with the configured loggers and callbacks, plus the guard, reseeding and summary."""
+def build_trainer(cfg: DictConfig, resume_step: Optional[int] = None) -> tuple[pl.Trainer, RunSummary]:
+    """The Trainer with the configured loggers and callbacks, plus the guard, reseeding and summary.
+
+    Checkpoints are written atomically and verified on load (:class:`AtomicCheckpointIO`). With
+    ``resume_step`` (the global step of the checkpoint being resumed) the CSV and TensorBoard logs of
+    the run folder continue from that step (:mod:`ssm.training.resume`).
+    """
     out = Path(cfg.paths.output_dir)
     summary = RunSummary(
         str(out),
@@ -324,46 +429,84 @@ def build_trainer(cfg: DictConfig) -> tuple[pl.Trainer, RunSummary]:
         provenance=provenance(cfg),
     )
     callbacks = _named(_get(cfg, "callbacks"), "callback")
-    callbacks += [NonFiniteGuard(), EpochReseed(cfg.seed), summary]
-    loggers = _named(_get(cfg, "logger"), "logger")
+    hparams = HyperparameterLog(OmegaConf.to_container(cfg, resolve=True), summary)  # after the summary
+    callbacks += [NonFiniteGuard(), EpochReseed(cfg.seed), summary, hparams]
+    logger_cfg = _get(cfg, "logger")
+    if resume_step is not None and logger_cfg is not None:
+        logger_cfg = resumed_logger_config(logger_cfg, resume_step)
+    loggers = _named(logger_cfg, "logger")
     trainer = _instantiate(
-        cfg.trainer, "the trainer (group trainer)", callbacks=callbacks, logger=loggers if loggers else False
+        cfg.trainer,
+        "the trainer (group trainer)",
+        callbacks=callbacks,
+        logger=loggers if loggers else False,
+        plugins=[AtomicCheckpointIO()],
     )
+    if resume_step is not None:
+        continue_csv_logs(trainer.loggers, resume_step)
     return trainer, summary
 
 
-def check_resume(cfg: DictConfig) -> None:
-    """Refuse a ``ckpt_path`` that is missing or was written by a run with another seed."""
+def check_resume(cfg: DictConfig) -> Optional[int]:
+    """Refuse a ``ckpt_path`` that is not an intact Lightning checkpoint or was written with another seed.
+
+    The file is verified (every zip member's CRC-32) and loaded weights-only
+    (:func:`ssm.training.checkpoint.load_checkpoint`). Returns the checkpoint's global step, where the
+    resumed run's logs continue (None without ``ckpt_path``).
+    """
     if _get(cfg, "ckpt_path") is None:
-        return
-    path = Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path {str(path)!r} does not exist")
-    stored = torch.load(path, map_location="cpu", weights_only=True).get("ssm_config") or {}
+        return None
+    try:
+        ckpt = load_checkpoint(cfg.ckpt_path)
+    except CheckpointError as err:
+        raise ConfigError(f"ckpt_path: {err}") from err
+    stored = ckpt.get("ssm_config") or {}
     if "seed" in stored and stored["seed"] != cfg.seed:
         raise ConfigError(
             f"seed={cfg.seed} differs from the seed of the checkpoint being resumed ({stored['seed']}); "
             f"pass seed={stored['seed']} to continue that run"
         )
+    return int(ckpt.get("global_step", 0))
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Validate, build, train, test; return the run summary (also written to the run folder)."""
+    """Validate, load the data, build, train, test; return the run summary (also written to the run
+    folder, with ``config_resolved.yaml`` and ``curves.png``)."""
     validate_config(cfg)
-    check_resume(cfg)
+    resume_step = check_resume(cfg)
+    if pl.utilities.rank_zero_only.rank == 0:
+        write_resolved_config(cfg, cfg.paths.output_dir)
     if _get(cfg, "torch_threads") is not None:
         torch.set_num_threads(cfg.torch_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
+    load_data(cfg, dm)
     module = build_module(cfg, dm)
-    trainer, summary = build_trainer(cfg)
+    trainer, summary = build_trainer(cfg, resume_step)
+    if trainer.is_global_zero:  # temporary files of a save that a kill interrupted
+        for callback in trainer.checkpoint_callbacks:
+            if getattr(callback, "dirpath", None):
+                remove_stale_temporaries(callback.dirpath)
     data = ReproducibleDataModule(dm, seed=cfg.seed)
-    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
-    if cfg.test:
-        best = trainer.checkpoint_callback
-        use_best = best is not None and best.best_model_path and not trainer.fast_dev_run
-        trainer.test(module, datamodule=data, ckpt_path="best" if use_best else None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+        if cfg.test:
+            best = trainer.checkpoint_callback
+            use_best = best is not None and best.best_model_path and not trainer.fast_dev_run
+            trainer.test(module, datamodule=data, ckpt_path="best" if use_best else None)
+    finally:  # also the curves of a run that stopped early (the loggers are flushed by then)
+        _plot_curves(cfg, trainer)
     return summary.summary()
+
+
+def _plot_curves(cfg: DictConfig, trainer: pl.Trainer) -> None:
+    metrics = find_metrics_csv(trainer)
+    if trainer.global_rank != 0 or metrics is None:
+        return
+    try:
+        plot_curves(metrics, Path(cfg.paths.output_dir) / CURVES, title=str(cfg.name))
+    except (OSError, ValueError, ImportError) as err:  # a missing plot must not fail a finished run
+        log.warning("could not draw %s: %s", CURVES, err)
 
 
 def _report(result: dict[str, Any], output_dir: str) -> None:
@@ -377,6 +520,7 @@ def _report(result: dict[str, Any], output_dir: str) -> None:
 
 
 def _task(cfg: DictConfig) -> None:
+    detach = attach_job_log()  # Lightning's messages into Hydra's train.log too
     try:
         result = run(cfg)
     except ConfigError as err:
@@ -385,6 +529,8 @@ def _task(cfg: DictConfig) -> None:
     except NonFiniteError as err:
         print(f"ssm-train: stopped: {err}", file=sys.stderr)
         sys.exit(3)
+    finally:
+        detach()
     if pl.utilities.rank_zero_only.rank == 0:
         _report(result, cfg.paths.output_dir)
 
@@ -392,6 +538,8 @@ def _task(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point ``ssm-train`` (Hydra command line: ``ssm-train key=value ...``)."""
     OmegaConf.register_new_resolver("ssm_experiments", _experiments_help, replace=True)
+    # hydra.run.dir: a resume (ckpt_path=<run>/checkpoints/...) continues in <run>.
+    OmegaConf.register_new_resolver("ssm_run_dir", resume_run_dir, replace=True)
     hydra.main(version_base="1.3", config_path=config_path(), config_name="train")(_task)()
 
 

@@ -8,7 +8,7 @@ import torch
 
 from data_fixtures import write_pathfinder_fixture, write_png
 from ssm.data import DatasetNotFoundError, MalformedFileError, PathfinderDataModule
-from ssm.data.lra.pathfinder import read_pathfinder_metadata
+from ssm.data.lra.pathfinder import PathfinderDataset, read_pathfinder_metadata
 
 
 def make_images(n: int, res: int, seed: int = 0) -> tuple[list[np.ndarray], list[int]]:
@@ -41,13 +41,14 @@ def test_datamodule_reads_images_labels_and_splits(tmp_path, tokens):
 
 
 def test_binary_npy_metadata_and_pathx(tmp_path):
-    imgs, labels = make_images(3, 128)
-    base = write_pathfinder_fixture(tmp_path, imgs, labels, resolution=128)
-    rows = np.array([["imgs/0", f"sample_{i}.png", str(i), str(labels[i]), "14"] for i in range(3)])
+    # 10 images: the fewest whose 80/10/10 split leaves an example in every split.
+    imgs, labels = make_images(10, 128)
+    base = write_pathfinder_fixture(tmp_path, imgs, labels, per_folder=10, resolution=128)
+    rows = np.array([["imgs/0", f"sample_{i}.png", str(i), str(labels[i]), "14"] for i in range(10)])
     np.save(base / "metadata" / "0.npy", rows)
     assert (base / "metadata" / "0.npy").read_bytes().startswith(b"\x93NUMPY")
     paths, y, _ = read_pathfinder_metadata(base)
-    assert paths == [f"imgs/0/sample_{i}.png" for i in range(3)] and y.tolist() == labels
+    assert paths == [f"imgs/0/sample_{i}.png" for i in range(10)] and y.tolist() == labels
     dm = PathfinderDataModule(base, resolution=128, batch_size=1)
     assert dm.l_max == 16384
     dm.setup()
@@ -73,9 +74,7 @@ def test_errors(tmp_path):
     meta.write_text(good)
     (base / "imgs" / "0" / "sample_2.png").unlink()
     write_png(base / "imgs" / "0" / "sample_3.png", np.zeros((16, 16), np.uint8))
-    dm = PathfinderDataModule(tmp_path)
-    dm.setup()
-    ds = dm.train_set.dataset
+    ds = PathfinderDataset(base, 32)  # 4 images: too few for the data module's 80/10/10 split
     with pytest.raises(DatasetNotFoundError, match=r"sample_2.png \(listed in .*0.npy, line 3\)"):
         ds[2]
     with pytest.raises(MalformedFileError, match="sample_3.png: expected a 32x32 image"):

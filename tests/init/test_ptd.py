@@ -1,4 +1,5 @@
-"""PTD: conditioning, perturbation size, eigenvalue constraints, transfer functions, optimizer."""
+"""PTD: conditioning, perturbation size, eigenvalue constraints, optimizer (transfer functions:
+test_transfer.py)."""
 
 import shutil
 
@@ -115,85 +116,3 @@ def test_ptd_blocks():
     torch.testing.assert_close(V[16:32, 8:16], V1)
     assert (V[:16, 8:] == 0).all() and (Lambda.real < 0).all()
 
-
-def diag_G(s, Ct, Bt, Lam, conj_pairs):
-    """sum_n Ct_n Bt_n / (s - Lam_n), plus the conjugate-pair terms when only one half is stored."""
-    G = (Ct * Bt / (s[:, None] - Lam)).sum(-1)
-    if conj_pairs:
-        G = G + (Ct.conj() * Bt.conj() / (s[:, None] - Lam.conj())).sum(-1)
-    return G
-
-
-def dense_G(s, C, A, B):
-    """C (sI - A)^-1 B by a dense solve (a triangular one for lower-triangular A such as LegS)."""
-    eye = torch.eye(A.shape[0], dtype=torch.complex128)
-    out = []
-    for sc in s.split(256):  # chunks keep the (points, N, N) systems small
-        M = sc[:, None, None] * eye - A.to(torch.complex128)
-        rhs = B.expand(len(sc), -1)[..., None]
-        if torch.equal(A, A.tril()):
-            x = torch.linalg.solve_triangular(M, rhs, upper=False)
-        else:
-            x = torch.linalg.solve(M, rhs)
-        out.append(x[..., 0] @ C)
-    return torch.cat(out)
-
-
-def transfer_functions(N, seed=0):
-    """G(i omega) = C (i omega - A)^-1 B for HiPPO-LegS (dense solve), S4D-LegS and PTD (diagonal).
-
-    Same C (seeded normal) and same normalized B for all three, mapped through each init's V
-    (S4D-LegS: B~ = V^* B, C~ = C V; PTD: B~ = V^-1 B, C~ = C V). Grid: omega >= 10, log-spaced to
-    1e4, dense on [100, 1000] (spacing 0.1) and every eigenvalue's imaginary part in range."""
-    A, B = hippo("legs", N)
-    B = (B / B.norm()).to(torch.complex128)
-    gen = torch.Generator().manual_seed(seed)
-    C = torch.randn(N, generator=gen, dtype=torch.float64).to(torch.complex128)
-    Lam_s, _, V_s = diag_init("legs", N)
-    lam_p, V_p = ptd_eig(N)
-    peaks = torch.cat([Lam_s.imag, lam_p.imag])
-    omega = torch.cat([
-        torch.logspace(1, 4, 2000, dtype=torch.float64),
-        torch.linspace(100, 1000, 9001, dtype=torch.float64),
-        peaks[peaks >= 10],
-    ])
-    s = (1j * omega).to(torch.complex128)
-    G_h = dense_G(s, C, A, B)
-    G_s = diag_G(s, C @ V_s, V_s.conj().T @ B, Lam_s, conj_pairs=True)
-    G_p = diag_G(s, C @ V_p, torch.linalg.solve(V_p, B), lam_p, conj_pairs=False)
-    return omega, G_h, G_s, G_p
-
-
-@pytest.mark.parametrize("N", [32, 64])
-def test_transfer_function_ptd_tracks_hippo(N):
-    omega, G_h, G_s, G_p = transfer_functions(N)
-    dev_s = (G_s - G_h).abs()
-    dev_p = (G_p - G_h).abs()
-    sup_s, sup_p = dev_s.max().item(), dev_p.max().item()
-    w_s = omega[dev_s.argmax()].item()
-    msg = (
-        f"N={N}: sup|G_PTD - G_HiPPO| = {sup_p:.4g}, sup|G_S4D-LegS - G_HiPPO| = {sup_s:.4g} "
-        f"(S4D spike at omega={w_s:.1f}); max |G_HiPPO| = {G_h.abs().max().item():.4g}"
-    )
-    assert sup_p <= sup_s / 4, msg
-
-
-def test_transfer_function_evaluations_agree():
-    """Diagonal evaluations equal dense solves of the systems they stand for: S4D-LegS's is
-    C (sI - S)^-1 B with S = A_H + p p^T, PTD's is C (sI - A_H - E)^-1 B."""
-    N = 16
-    s = (1j * torch.tensor([10.0, 123.4, 900.0], dtype=torch.float64)).to(torch.complex128)
-    A, B = hippo("legs", N)
-    B = B.to(torch.complex128)
-    C = torch.randn(N, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(torch.complex128)
-    p = torch.sqrt(torch.arange(N, dtype=torch.float64) + 0.5)
-    Lam, _, V = diag_init("legs", N)
-    got = diag_G(s, C @ V, V.conj().T @ B, Lam, conj_pairs=True)
-    torch.testing.assert_close(got, dense_G(s, C, A + torch.outer(p, p), B), rtol=1e-10, atol=1e-13)
-    # the triangular and the general solve agree for LegS itself
-    eye = torch.eye(N, dtype=torch.complex128)
-    general = torch.stack([C @ torch.linalg.solve(si * eye - A.to(s.dtype), B) for si in s])
-    torch.testing.assert_close(dense_G(s, C, A, B), general, rtol=1e-12, atol=1e-15)
-    lam, Vf = ptd_eig(N)
-    got = diag_G(s, C @ Vf, torch.linalg.solve(Vf, B), lam, conj_pairs=False)
-    torch.testing.assert_close(got, dense_G(s, C, A + load_perturbation(N), B), rtol=1e-10, atol=1e-13)

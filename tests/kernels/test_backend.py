@@ -51,7 +51,9 @@ def test_missing_keops_says_how_to_install(monkeypatch, fresh_keops_check):
                         lambda name, *a: None if name == "pykeops" else real_find_spec(name, *a))
     assert K.available_backends()["keops"] is False
     v = torch.ones(2, 3, dtype=C64)
-    with pytest.raises(K.BackendUnavailableError, match=r'pip install "structured-ssm\[keops\]"'):
+    # the command that works before the package is on the index, naming the extra of our distribution
+    with pytest.raises(K.BackendUnavailableError,
+                       match=r'pip install "pykeops>=2\.2" \(the \[keops\] extra of structured-ssm'):
         K.cauchy(v, torch.ones(4, dtype=C64), v, backend="keops")
     # auto never falls back silently to a backend that is missing: it picks torch and says why
     assert B.resolve_backend("auto", "cauchy", v, 1 << 30) == "torch"
@@ -173,3 +175,86 @@ def test_keops_gpu_check_can_be_skipped(keops_gpu_probe, monkeypatch):
     keops_gpu_probe("import sys; sys.exit(3)")
     monkeypatch.setenv("SSM_KEOPS_GPU_CHECK", "0")
     assert B._keops_gpu_reason() is None
+
+
+def test_main_timing_flags(capsys):
+    """--threads sets torch's thread count for the run; the table names it and the load average."""
+    from ssm.kernels.__main__ import main
+
+    before = torch.get_num_threads()
+    try:
+        code = main(["--backends", "ref", "torch", "--H", "2", "--N", "4", "--L", "16", "--threads", "1",
+                     "--min-run-time", "0.01"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "torch threads 1 (" in out and "load average" in out, out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(OPS_PREFIXES)]
+    timed = [r for r in rows if len(r) >= 5 and r[3] == "ms"]
+    assert len(timed) == 9, out  # 3 ops x (ref, torch, auto)
+    for r in timed:  # "runs" column: blocks x calls per block, both >= 1
+        blocks, calls = (int(n) for n in r[4].split("x"))
+        assert blocks >= 1 and calls >= 1, r
+
+
+OPS_PREFIXES = ("cauchy ", "vandermonde ", "vandermonde_transpose ")
+
+
+@pytest.mark.parametrize("flag", [["--threads", "0"], ["--min-run-time", "0"], ["--threads", "two"]])
+def test_main_rejects_bad_timing_flags(flag, capsys):
+    from ssm.kernels.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--no-timing", *flag])
+    assert info.value.code == 2
+    assert flag[0] in capsys.readouterr().err
+
+
+def _imported_modules(path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("ssm."):
+            names.add(node.value)  # importlib.import_module("ssm.kernels....")
+    return names
+
+
+def test_backend_and_cuda_modules_depend_one_way():
+    """backend.py imports cuda.py on demand; cuda.py (and the shared checks) never import backend.py."""
+    from pathlib import Path
+
+    root = Path(K.__file__).parent
+    assert "ssm.kernels.cuda" in _imported_modules(root / "backend.py")
+    for name in ("cuda.py", "_common.py", "_ext.py"):
+        imported = _imported_modules(root / name)
+        assert not {"ssm.kernels.backend", "backend"} & imported, f"{name} imports backend.py: {imported}"
+
+
+def test_broadcast_gradients_are_summed_to_input_shapes():
+    """Size-1 and missing batch dims broadcast in the torch path; their gradients sum back (as ref)."""
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(3, 1, 5, dtype=torch.complex128, generator=g)
+    x = -torch.rand(2, 5, dtype=torch.float64, generator=g) + 1j * torch.rand(2, 5, dtype=torch.float64, generator=g)
+    u = torch.randn(4, 1, 2, 7, dtype=torch.float64, generator=g)
+    for fn in (lambda b, v_, x_, u_: K.vandermonde(v_, x_, 7, backend=b),
+               lambda b, v_, x_, u_: K.vandermonde_transpose(u_, v_, x_, 7, backend=b)):
+        grads = {}
+        for b in ("ref", "torch"):
+            ins = [t.clone().requires_grad_() for t in (v, x, u)]
+            out = fn(b, *ins)
+            seed = torch.Generator().manual_seed(4)
+            gout = torch.randn(out.shape, dtype=out.dtype, generator=seed)
+            grads[b] = torch.autograd.grad(out, ins, gout, allow_unused=True)
+        for want, got, t in zip(grads["ref"], grads["torch"], (v, x, u)):
+            if want is None:
+                assert got is None
+                continue
+            assert got.shape == t.shape
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)

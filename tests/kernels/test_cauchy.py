@@ -130,3 +130,9 @@ def test_broadcasting_and_shapes(gen):
         out.abs().sum().backward()
         assert vv.grad.shape == vv.shape and ww.grad.shape == ww.shape
     torch.testing.assert_close(cauchy(v, z, w, backend="torch"), cauchy_ref(v, z, w))
+
+
+def test_conj_must_be_a_bool():
+    v = torch.randn(3, 4, dtype=torch.complex64)
+    with pytest.raises(TypeError, match=r"cauchy: conj must be a bool \(True or False\), got 'no'"):
+        cauchy(v, torch.randn(5, dtype=torch.complex64), v, conj="no")  # "no" would be truthy

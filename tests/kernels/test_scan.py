@@ -191,3 +191,40 @@ def test_scan_gradients_finite_for_subnormal_a(dtype, log_abs_a, chunk_size):
         assert rel < tol, f"grad {name}: rel err {rel:.2e}"
     # the subnormal modes get their exact gradient: dx_k/da = x_{k-1} for such a tiny a
     assert (fast[0][:4].abs() > 1).all()
+
+
+def test_bad_inputs_name_the_argument():
+    c = torch.complex64
+    a, b = torch.full((4, 1), 0.5 + 0j, dtype=c), torch.ones(4, 2, 10, dtype=c)
+    cases = [
+        (lambda: scan(a, [1.0]), TypeError, "scan: b must be a tensor"),
+        (lambda: scan(a, torch.ones((), dtype=c)), ValueError, r"b must be a tensor of shape \(\.\.\., L"),
+        (lambda: scan(a, b[..., :0]), ValueError, "scan: b must have a length L >= 1"),
+        (lambda: scan(a.real.long(), b.real.long()), TypeError, "scan: b must be a floating-point"),
+        (lambda: scan([0.5], b), TypeError, "scan: a must be a tensor"),
+        (lambda: scan(a.to(torch.complex128), b), TypeError, "scan: a and b must share a dtype"),
+        (lambda: scan(a, b, [0.0]), TypeError, "scan: x0 must be None or a tensor"),
+        (lambda: scan(a, b, torch.ones(3, 2, dtype=c)), ValueError, r"x0 must broadcast to b.shape\[:-1\]"),
+        (lambda: scan(a, b, torch.ones(5, 4, 2, dtype=c)), ValueError, "scan: x0 must broadcast"),
+        (lambda: scan(a, b, chunk_size=True), TypeError, "scan: chunk_size must be a positive int"),
+        (lambda: scan(a, b, chunk_size=0), ValueError, "scan: chunk_size must be a positive int"),
+        (lambda: scan(a.to("meta"), b), ValueError, "scan: a, b and x0 must be on one device"),
+        (lambda: scan_ref(a.unsqueeze(-1), b, torch.ones(3, dtype=c)), ValueError, "scan_ref: x0 must"),
+    ]
+    for fn, error, text in cases:
+        with pytest.raises(error, match=text):
+            fn()
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 32])
+def test_empty_batch(chunk_size):
+    a = _stable_a((3, 1)).to(torch.complex64)
+    for shape in [(3, 0, 7), (0, 2, 7)]:
+        aa = a[: shape[0]]
+        b = torch.randn(*shape, dtype=torch.complex64, requires_grad=True)
+        x = scan(aa, b, chunk_size=chunk_size)
+        assert x.shape == shape
+        x.abs().sum().backward()
+        assert b.grad.shape == shape
+        assert scan(aa, b.detach(), torch.zeros(shape[:-1], dtype=torch.complex64)).shape == shape
+        assert scan_ref(aa.unsqueeze(-1), b.detach()).shape == shape

@@ -86,3 +86,39 @@ def test_dispatcher_routes_shared_poles_at_imaginary_points(monkeypatch):
     C.cauchy(v, z.clone().requires_grad_(), w, conj=True, backend="torch")  # gradient w.r.t. z wanted
     C.cauchy(v, z, w.expand(2, 3, 4, 5), conj=True, backend="torch")  # poles not shared
     assert not calls
+
+
+def test_empty_batch_of_weights():
+    v, s, w = _pair_case((2,), 3, 4, 5, torch.float64)
+    v = v.detach()[:0].requires_grad_(True)
+    out = cp.cauchy_pairs(v, s, w)  # before: a reshape error ("can be any value and is ambiguous")
+    assert out.shape == (0, 3, 5)
+    out.abs().sum().backward()
+    assert v.grad.shape == v.shape and not w.grad.any()
+    assert out.shape == cauchy_ref(v, torch.complex(torch.zeros_like(s), s), w, conj=True).shape
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e-6, 1e-8, 1e-10])
+def test_cauchy_pairs_float32_tiny_poles_and_zero_point(scale):
+    """Poles of size ~scale (S4's dt Lambda / 2 at a tiny dt, one at Re = -1e-4 scale, Im = 0) and the
+    point s = 0: |den|^2 ~ |w|^4 underflowed in float32 below |w| ~ 1e-9.5 (NaN values and
+    gradients). Values and gradients against the complex128 reference, to float32 accuracy."""
+    g = torch.Generator().manual_seed(5)
+    lam = torch.complex(torch.tensor([[-1e-4, -1e-4, -0.5, -1e-4]], dtype=torch.float64),
+                        torch.tensor([[0.0, 6.28, 3.0, 18.8]], dtype=torch.float64))
+    w = scale * lam / 2
+    v = torch.randn(2, 1, 4, dtype=torch.complex128, generator=g)
+    s = torch.tan(torch.pi * torch.arange(32, dtype=torch.float64) / 64)  # s[0] = 0
+    gr = torch.randn(2, 1, 32, dtype=torch.complex128, generator=g)
+    vr, wr = v.clone().requires_grad_(), w.clone().requires_grad_()
+    ref = cauchy_ref(vr, torch.complex(torch.zeros_like(s), s), wr, conj=True)
+    want = torch.autograd.grad((ref * gr.conj()).real.sum(), (vr, wr))
+    v32, w32 = v.to(torch.complex64).requires_grad_(), w.to(torch.complex64).requires_grad_()
+    out = cp.cauchy_pairs(v32, s.float(), w32)
+    got = torch.autograd.grad((out * gr.to(out.dtype).conj()).real.sum(), (v32, w32))
+    assert torch.isfinite(torch.view_as_real(out)).all()
+    err = ((out.to(ref.dtype) - ref).abs() / ref.abs()).max().item()  # every point, relative
+    assert err < 1e-5, f"scale={scale}: float32 rel err {err:.2e}"
+    for name, a, b in zip("vw", got, want):
+        assert torch.isfinite(torch.view_as_real(a)).all(), name
+        assert rel_err(a.to(b.dtype), b) < 1e-5, name

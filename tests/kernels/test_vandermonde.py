@@ -159,3 +159,9 @@ def test_gradcheck_fast_backends(backend, gen, request):
     u = torch.randn(2, 7, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: vandermonde(a, b, 7, True, backend), (v, x))
     assert torch.autograd.gradcheck(lambda a, b, c: vandermonde_transpose(a, b, c, 7, backend), (u, v, x))
+
+
+def test_conj_must_be_a_bool():
+    v = torch.randn(3, 4, dtype=torch.complex64)
+    with pytest.raises(TypeError, match=r"vandermonde: conj must be a bool \(True or False\), got 1"):
+        vandermonde(v, v, 5, conj=1)

@@ -155,3 +155,149 @@ def test_tags_survive_copies():
     assert set(layer.ssm_parameters()) == {"log_dt", "log_A_real", "A_imag", "P", "B"}
     clone = copy.deepcopy(layer).double()
     assert set(clone.ssm_parameters()) == {"log_dt", "log_A_real", "A_imag", "P", "B"}
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "dss-exp", "dss-softmax", "s5"])
+def test_zero_length_names_the_input_length(name, transposed):
+    # before: "cauchy: z must be 1-D", "vandermonde: L must be >= 1", "scan: b must have a length L >= 1"
+    layer = FAMILIES[name](4, 8, transposed=transposed)
+    x = torch.randn(2, 4, 0) if transposed else torch.randn(2, 0, 4)
+    with pytest.raises(ValueError, match=r"x has length L=0 .*need an input length L >= 1"):
+        layer(x)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "s4-channels2", "dss-exp", "dss-softmax", "s5"])
+def test_empty_batch_gives_empty_outputs(name, bidirectional):
+    # before: an MKL FFT error (S4, S4D, DSS) or a reshape error (S5); now empty outputs, as torch's layers
+    layer = FAMILIES[name](4, 8, bidirectional=bidirectional)
+    x = torch.randn(0, 6, 4, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (0, 6, 4)
+    y.sum().backward()  # in the graph: the parameters get (zero) gradients
+    assert x.grad.shape == x.shape
+    assert all(p.grad is None or not p.grad.any() for p in layer.parameters())
+    assert layer(x, lengths=torch.zeros(0, dtype=torch.long)).shape == (0, 6, 4)
+    if bidirectional:
+        return
+    state = layer.default_state(0)
+    y, state = layer(x, state=state, return_state=True)  # chunked (state passing)
+    assert y.shape == (0, 6, 4) and state.shape == layer.default_state(0).shape
+    y_t, state = layer.step(x[:, 0], state)
+    assert y_t.shape == (0, 4) and state.shape[0] == 0
+
+
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "dss-exp", "s5"])
+def test_meta_inputs(name):
+    # before: "unknown device type for autocast"
+    layer = FAMILIES[name](4, 8)
+    with pytest.raises(ValueError, match="x is on meta but the layer's parameters are on cpu"):
+        layer(torch.randn(2, 5, 4, device="meta"))
+    with pytest.raises(ValueError, match="state is on meta but the layer's parameters are on cpu"):
+        layer(torch.randn(2, 5, 4), state=layer.default_state(2, device="meta"))
+    real_state = layer.default_state(2)
+    meta = copy.deepcopy(layer).to("meta")  # shape inference: outputs with the right shapes and dtypes
+    x = torch.randn(2, 5, 4, device="meta")
+    y, state = meta(x, return_state=True, lengths=torch.tensor([3, 5], device="meta"))
+    assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype
+    assert state.device.type == "meta" and state.shape == real_state.shape and state.dtype == real_state.dtype
+    y_t, state = meta.step(x[:, 0], meta.default_state(2))
+    assert y_t.shape == (2, 4) and state.shape == real_state.shape and y_t.device.type == "meta"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace")
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "dss-exp", "s5"])
+def test_jit_trace_is_refused_with_the_alternative(name):
+    # before (S4, S4D, DSS): "'Tensor' object has no attribute 'bit_length'"; S5 traced with its
+    # length frozen
+    layer = FAMILIES[name](4, 8)
+    with pytest.raises(RuntimeError, match=r"torch.jit.trace is not supported .* Use torch.compile\(layer\)"):
+        torch.jit.trace(layer, torch.randn(2, 5, 4))
+
+
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "s5"])
+def test_bad_state_and_flags(name):
+    layer = FAMILIES[name](4, 8)
+    x = torch.randn(2, 5, 4)
+    with pytest.raises(TypeError, match="return_state must be a bool"):
+        layer(x, return_state="yes")
+    with pytest.raises(TypeError, match=r"batch_size must be an int >= 0, got True \(bool\)"):
+        layer.default_state(True)
+    with pytest.raises(TypeError, match="batch_size must be an int >= 0"):
+        layer.default_state(2.0)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 0, got -1"):
+        layer.default_state(-1)
+    for dtype in (torch.int64, torch.float16, torch.complex64):
+        with pytest.raises(TypeError, match="dtype must be None, torch.float32 or torch.float64"):
+            layer.default_state(2, dtype=dtype)
+    state = layer.default_state(2)
+    with pytest.raises(TypeError, match="state must have dtype"):
+        layer.step(x[:, 0], state.to(torch.complex128 if state.is_complex() else torch.float64))
+    with pytest.raises(ValueError, match="state must have shape"):
+        layer.step(x[:, 0], state[..., :1])
+    with pytest.raises(TypeError, match="x_t must be a floating-point tensor"):
+        layer.step(x[:, 0].long(), state)
+    with pytest.raises(TypeError, match="x_t must be a torch.Tensor"):
+        layer.step(x[:, 0].tolist(), state)
+
+
+def _mutate_data(layer, other):  # writes through .data bump no version counter
+    for p, q in zip(layer.parameters(), other.parameters()):
+        p.data.copy_(q.data)
+
+
+def _mutate_copy(layer, other):
+    with torch.no_grad():
+        for p, q in zip(layer.parameters(), other.parameters()):
+            p.copy_(q)
+
+
+def _mutate_load(layer, other):
+    layer.load_state_dict(other.state_dict())
+
+
+def _mutate_optimizer(layer, other):  # an SGD step landing exactly on other's values
+    with torch.no_grad():
+        for p, q in zip(layer.parameters(), other.parameters()):
+            p.grad = p - q
+    torch.optim.SGD(layer.parameters(), lr=1.0).step()
+
+
+@pytest.mark.parametrize("route", ["data", "copy", "load_state_dict", "optimizer"])
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "dss-exp", "s5"])
+def test_cache_follows_every_parameter_write(name, route):
+    """Under no_grad in eval mode, conv and step outputs follow any in-place change of the
+    parameters, and equal those of a layer built with the new values."""
+    mutate = {"data": _mutate_data, "copy": _mutate_copy, "load_state_dict": _mutate_load,
+              "optimizer": _mutate_optimizer}[route]
+    layer = perturb_(FAMILIES[name](3, 8), 0.05).double().eval()
+    other = perturb_(FAMILIES[name](3, 8), 0.05, seed=7).double().eval()
+    x = torch.randn(2, 12, 3, dtype=torch.float64)
+
+    def outputs(m):
+        with torch.no_grad():
+            return m(x), m.step(x[:, 0], m.default_state(2))[0]
+
+    y0, s0 = outputs(layer)  # fills the kernel and step caches
+    mutate(layer, other)
+    (y1, s1), (y_want, s_want) = outputs(layer), outputs(other)
+    assert rel_err(y_want, y0) > 1e-3 and rel_err(s_want, s0) > 1e-3, "the change should matter"
+    assert rel_err(y1, y_want) < 1e-12, f"{name}/{route}: stale convolution output"
+    assert rel_err(s1, s_want) < 1e-12, f"{name}/{route}: stale step output"
+
+
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "dss-exp", "s5"])
+def test_cache_follows_a_data_write_to_each_parameter(name):
+    """A .data write to any single parameter (log_dt in particular) invalidates the caches."""
+    layer = perturb_(FAMILIES[name](3, 8), 0.05).double().eval()
+    x = torch.randn(2, 12, 3, dtype=torch.float64)
+    for pname, p in layer.named_parameters():
+        with torch.no_grad():
+            layer(x), layer.step(x[:, 0], layer.default_state(2))  # fill the caches
+            p.data.mul_(0.5).add_(0.1)
+            y, s = layer(x), layer.step(x[:, 0], layer.default_state(2))[0]
+            fresh = copy.deepcopy(layer)
+            fresh._cache.clear()
+            assert rel_err(y, fresh(x)) < 1e-12, f"{name}: stale output after a .data write to {pname}"
+            assert rel_err(s, fresh.step(x[:, 0], fresh.default_state(2))[0]) < 1e-12, pname

@@ -101,3 +101,17 @@ def test_softmax_gradient_is_accurate_for_tiny_exponents():
     for name, g64 in grads[torch.float64].items():
         assert rel_err(grads[torch.float32][name], g64) < (5e-2 if name == "log_dt" else 1e-5), name
 
+
+
+def test_state_dict_from_before_sep_dt_re_im_names_the_option():
+    """A state_dict with one timestep per channel (log_dt (H,)) loads into DSS(sep_dt_re_im=False), and
+    loading it elsewhere says so (before: a bare size mismatch)."""
+    old = ssm.DSS(4, 8, sep_dt_re_im=False).state_dict()
+    hint = r"log_dt has shape \(4,\) .* DSS\(\.\.\., sep_dt_re_im=False\) to load it"
+    with pytest.raises(RuntimeError, match=hint):
+        ssm.DSS(4, 8).load_state_dict(old)
+    ssm.DSS(4, 8, sep_dt_re_im=False).load_state_dict(old)
+    new = ssm.DSS(4, 8).state_dict()
+    with pytest.raises(RuntimeError, match=r"blocks\.0\.layer\.log_dt .* sep_dt_re_im=True\) to load it"):
+        model = ssm.SequenceModel(3, 4, 2, 1, layer=lambda d: ssm.DSS(d, 8, sep_dt_re_im=False))
+        model.load_state_dict({f"blocks.0.layer.{k}": v for k, v in new.items()}, strict=False)

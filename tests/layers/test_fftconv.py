@@ -64,3 +64,13 @@ def test_anticausal_part_reads_forward_in_time():
     y = fft_conv(u, k, k_rev)[0, 0, 0]
     expected = torch.tensor([6, 5, 4, 3, 2, 1, 0, 0], dtype=torch.float64)
     assert torch.allclose(y, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+def test_empty_batch(two_sided):
+    k = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(0, 3, 9, dtype=torch.float64, requires_grad=True)
+    y = fft_conv(u, k, k if two_sided else None)  # before: an MKL FFT error
+    assert y.shape == (0, 2, 3, 9) == fft_conv_ref(u, k, k if two_sided else None).shape
+    y.sum().backward()
+    assert u.grad.shape == u.shape and k.grad.shape == k.shape and not k.grad.any()

@@ -95,3 +95,31 @@ def test_transposed_layout(name):
     layer_t.load_state_dict(layer.state_dict())
     x = torch.randn(2, 16, H, dtype=torch.float64)
     assert rel_err(layer_t(x.transpose(1, 2)).transpose(1, 2), layer(x)) < 1e-12
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("name", ["s4-legs", "s4d-inv", "dss-exp", "s5"])
+def test_nonfinite_padding_never_reaches_valid_positions(name, bad):
+    """NaN/inf in the padding (NaN * 0 = NaN) must not reach valid outputs or the gradients w.r.t.
+    valid inputs and parameters: both layouts, unidirectional and bidirectional, against the valid
+    part run alone."""
+    lengths = torch.tensor([16, 10])
+    x = torch.randn(2, 16, H, dtype=torch.float64)
+    for bidirectional in (False, True):
+        layer = _make(name, torch.float64, bidirectional=bidirectional)
+        for transposed in (False, True):
+            core = _make(name, torch.float64, bidirectional=bidirectional, transposed=transposed)
+            core.load_state_dict(layer.state_dict())
+            x_bad = x.clone()
+            x_bad[1, 10:] = bad
+            x_bad.requires_grad_()
+            y = core(x_bad.transpose(1, 2) if transposed else x_bad, lengths=lengths)
+            y = y.transpose(1, 2) if transposed else y
+            assert torch.isfinite(y).all(), f"{name} bi={bidirectional} t={transposed}: non-finite output"
+            assert torch.all(y[1, 10:] == 0), "padded outputs must be zero"
+            err = rel_err(y[1:, :10], layer(x[1:, :10]))
+            assert err < 1e-9, f"{name} bi={bidirectional} t={transposed}: padded vs alone rel err {err:.2e}"
+            y.pow(2).sum().backward()
+            assert torch.isfinite(x_bad.grad[1, :10]).all() and torch.all(x_bad.grad[1, 10:] == 0)
+            for pname, p in core.named_parameters():
+                assert torch.isfinite(p.grad).all(), f"{name}: non-finite gradient of {pname}"

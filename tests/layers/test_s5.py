@@ -306,7 +306,7 @@ def test_bad_arguments_and_inputs():
         S5(4, 8, c_init="zeros")
     with pytest.raises(ValueError, match="discretization"):
         S5(4, 8, discretization="euler")
-    with pytest.raises(ValueError, match="N must be"):
+    with pytest.raises(ValueError, match="d_state must be even"):  # the argument's name, not diag_init's N
         S5(4, 7)
     with pytest.raises(ValueError, match="blocks"):
         S5(4, 8, blocks=3)

@@ -95,3 +95,39 @@ def test_config_builds_model(layer):
     assert cfg.to_dict()["layer"] == layer
     with pytest.raises(ValueError, match="'s4d'"):
         ModelConfig(d_input=3, d_output=2, layer="rnn").build()
+
+
+@pytest.mark.parametrize("name", ["s4", "s5"])
+def test_empty_batch_and_zero_length(name):
+    model = ssm.SequenceModel(3, 4, 2, 2, layer=LAYERS[name], norm="batch")
+    x = torch.randn(0, 6, 3)
+    y = model(x)
+    assert y.shape == (0, 2)
+    y.sum().backward()
+    assert all(b.norm.norm.running_mean.isfinite().all() for b in model.blocks)
+    with pytest.raises(ValueError, match=r"x has length L=0 .* the model needs L >= 1"):
+        model(torch.randn(2, 0, 3))
+    seq = ssm.SequenceModel(3, 4, 2, 2, layer=LAYERS[name], pool=None).eval()
+    y_t, state = seq.step(x[:, 0], seq.default_state(0))
+    assert y_t.shape == (0, 2) and len(state) == 2
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("name", ["s4", "s4d-inv", "dss-exp", "s5"])
+def test_nonfinite_padding_never_reaches_valid_positions(name, bad):
+    """NaN/inf padding of a float input: outputs and gradients (valid inputs, every parameter) stay
+    finite, and the padded sequence's outputs equal those of its valid part alone."""
+    model = ssm.SequenceModel(3, 8, None, 2, LAYERS[name], pool=None, norm="batch").double().eval()
+    x = torch.randn(2, 12, 3, dtype=torch.float64)
+    x_bad = x.clone()
+    x_bad[1, 7:] = bad
+    x_bad.requires_grad_()
+    y = model(x_bad, lengths=torch.tensor([12, 7]))
+    assert torch.isfinite(y).all() and torch.all(y[1, 7:] == 0)
+    assert rel_err(y[1:, :7], model(x[1:, :7])) < 1e-9
+    y.pow(2).sum().backward()
+    assert torch.isfinite(x_bad.grad[1, :7]).all()
+    for pname, p in model.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), f"{name}: non-finite gradient of {pname}"
+    pooled = ssm.SequenceModel(3, 8, 2, 2, LAYERS[name], pool="mean").double()
+    assert torch.isfinite(pooled(x_bad, lengths=torch.tensor([12, 7]))).all()

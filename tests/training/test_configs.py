@@ -23,6 +23,8 @@ TASKS = [
     "psmnist",
     "sfmnist",
     "psfmnist",
+    "listops-cpu",
+    "pathfinder-cpu",
 ]
 MODELS = ["s4", "s4d", "dss", "s5", "s4-ptd", "s5-ptd"]
 

@@ -1,29 +1,36 @@
 """Command line: ``python -m ssm.data.generate {listops,pathfinder} --out DIR [options]``.
 
-Both generators are deterministic in ``--seed`` and give the same files for any ``--workers``.
-Long Range Arena: Tay et al., arXiv:2011.04006.
+Both generators are deterministic in ``--seed`` and give the same files for any ``--workers``. They
+need numpy, and Pillow for Pathfinder's PNGs; tqdm draws a progress bar when installed. Lightning is
+not needed. Long Range Arena: Tay et al., arXiv:2011.04006.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import types
+
+from ssm._extras import missing_dependency
 
 from .listops import ListOpsConfig, write_listops
 from .pathfinder import PathfinderConfig, write_pathfinder
+
+PROG = "python -m ssm.data.generate"
 
 
 def _bar(total: int, desc: str):  # noqa: ANN202
     try:
         from tqdm import tqdm
-    except ImportError:
-        raise SystemExit("the progress bar needs tqdm: pip install tqdm (in the [train] extra)") from None
+    except ImportError:  # the bar is optional: generate without one
+        return contextlib.nullcontext(types.SimpleNamespace(update=lambda n=1: None))
     return tqdm(total=total, desc=desc, unit="ex", dynamic_ncols=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ssm.data.generate", description=__doc__)
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
     sub = p.add_subparsers(dest="task", required=True)
     lo = sub.add_parser("listops", help="write basic_{train,val,test}.tsv (LRA listops-1000 layout)")
     lo.add_argument("--out", required=True, help="output folder (gets basic_*.tsv)")
@@ -52,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                                   progress=bar.update)
         print("\n".join(str(v) for v in paths.values()))
     else:
+        try:
+            import PIL.Image  # noqa: F401  (writes the PNGs; checked before any folder is made)
+        except ModuleNotFoundError as err:
+            print(missing_dependency(PROG + " pathfinder", err), file=sys.stderr)
+            return 1
         cfg = PathfinderConfig(resolution=a.resolution, n_distractors=a.distractors)
         with _bar(a.n, f"pathfinder{a.resolution}") as bar:
             root = write_pathfinder(a.out, a.n, cfg, seed=a.seed, workers=a.workers, progress=bar.update)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import MalformedFileError, find_dir, find_file
+from .._io import MalformedFileError, find_dir, find_file, undecodable_text
 from ..datamodule import SequenceDataModule, TokenDataset
 from ..tokenize import LISTOPS_VOCAB_SIZE, encode_listops_fast
 
@@ -36,9 +36,17 @@ def read_listops_tsv(path: str | Path, l_max: int | None = None) -> tuple[list[n
     """Read one ListOps TSV into token arrays (uint8, (L_i,)) and labels (int64, (N,)).
 
     Raises MalformedFileError naming the file and line for a wrong header, a row without exactly two
-    tab-separated fields, an unknown token or a target outside 0-9.
+    tab-separated fields, an unknown token, a target outside 0-9, bytes that are not UTF-8 text, or a
+    file without any example.
     """
     path = Path(path)
+    try:
+        return _read_listops_tsv(path, l_max)
+    except UnicodeDecodeError as e:
+        raise undecodable_text(path, e) from None
+
+
+def _read_listops_tsv(path: Path, l_max: int | None) -> tuple[list[np.ndarray], np.ndarray]:
     seqs: list[np.ndarray] = []
     labels: list[int] = []
     lineno = 0
@@ -72,6 +80,9 @@ def read_listops_tsv(path: str | Path, l_max: int | None = None) -> tuple[list[n
             labels.append(y)
     if lineno == 0:
         raise MalformedFileError(path, None, "file is empty (expected the header 'Source<TAB>Target')")
+    if not labels:
+        raise MalformedFileError(path, None, "expected rows '<expression><TAB><value 0-9>' after the header, "
+                                 "got none (every split needs at least one example)")
     return seqs, np.asarray(labels, dtype=np.int64)
 
 

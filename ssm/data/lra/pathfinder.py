@@ -88,6 +88,9 @@ def read_pathfinder_metadata(root: str | Path) -> tuple[list[str], np.ndarray, l
             paths.append(f"{row[0]}/{row[1]}")
             labels.append(int(row[3]))
             origins.append(f"{f}, line {lineno}")
+    if not labels:
+        raise MalformedFileError(root / "metadata", None, "expected lines 'imgs/<k> sample_<i>.png <i> "
+                                 "<label> ...' in the metadata files, got none (no images listed)")
     return paths, np.asarray(labels, dtype=np.int64), origins
 
 
@@ -132,22 +135,40 @@ class PathfinderDataModule(SequenceDataModule):
         resolution: 32, 64 or 128 (Path-X).
         tokens: pixel values as tokens (LRA) instead of normalized floats (S4).
         split_seed: seed of the 80/10/10 train/val/test split (kept apart from the shuffle ``seed``).
+        generate_if_missing: when no data are found, generate ``generate_n`` images into ``data_dir``
+            with :func:`ssm.data.generate.pathfinder.write_pathfinder` (seeded by ``generate_seed``).
     """
 
     d_output = 2
 
     def __init__(self, data_dir: str | Path, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
                  resolution: int = 32, tokens: bool = False, split_seed: int = 42,
-                 pin_memory: bool = False) -> None:
+                 pin_memory: bool = False, generate_if_missing: bool = False, generate_n: int = 200000,
+                 generate_seed: int = 0) -> None:
         super().__init__(data_dir, batch_size, num_workers, seed, pin_memory)
         if resolution not in (32, 64, 128):
             raise ValueError(f"resolution must be 32, 64 or 128, got {resolution}")
+        if isinstance(generate_n, bool) or not isinstance(generate_n, int) or generate_n < 2:
+            raise ValueError(f"generate_n must be an int >= 2, got {generate_n!r}")
+        self.generate_if_missing, self.generate_n, self.generate_seed = generate_if_missing, generate_n, generate_seed
         self.resolution, self.tokens, self.split_seed = resolution, tokens, split_seed
         self.embedding = tokens
         self.d_input = 256 if tokens else 1
         self.l_max = resolution * resolution
 
+    def prepare_data(self) -> None:
+        if not self.generate_if_missing:
+            return
+        try:
+            find_pathfinder_dir(self.data_dir, self.resolution)
+        except FileNotFoundError:
+            from ..generate.pathfinder import PathfinderConfig, write_pathfinder
+
+            write_pathfinder(self.data_dir, self.generate_n, PathfinderConfig(resolution=self.resolution),
+                             seed=self.generate_seed)
+
     def _load(self) -> tuple[Subset, Subset, Subset]:
+        self.prepare_data()  # a no-op unless generating; makes setup() alone enough outside a Trainer
         root = find_pathfinder_dir(self.data_dir, self.resolution)
         ds = PathfinderDataset(root, self.resolution, self.tokens)
         train, val, test = split_indices(len(ds), [0.8, 0.1, 0.1], self.split_seed)

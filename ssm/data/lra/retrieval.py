@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import MalformedFileError, find_dir, find_file
+from .._io import MalformedFileError, find_dir, find_file, undecodable_text
 from ..datamodule import PairDataset, SequenceDataModule, collate_pairs
 from ..tokenize import BYTE_VOCAB_SIZE
 
@@ -43,9 +43,17 @@ def read_aan_tsv(path: str | Path, l_max: int | None = 4000
     """Read one AAN pairs file: (tokens1, tokens2, labels (int64), [(id1, id2), ...]).
 
     Raises MalformedFileError naming the file and line for a row without five fields, a label other
-    than 0/1, or an empty document.
+    than 0/1, an empty document, bytes that are not UTF-8 text, or a file without any pair.
     """
     path = Path(path)
+    try:
+        return _read_aan_tsv(path, l_max)
+    except UnicodeDecodeError as e:
+        raise undecodable_text(path, e) from None
+
+
+def _read_aan_tsv(path: Path, l_max: int | None
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, list[tuple[str, str]]]:
     a: list[np.ndarray] = []
     b: list[np.ndarray] = []
     labels: list[int] = []
@@ -71,7 +79,8 @@ def read_aan_tsv(path: str | Path, l_max: int | None = 4000
             labels.append(_LABELS[label])
             ids.append((id1, id2))
     if not labels:
-        raise MalformedFileError(path, None, "no pairs in file")
+        raise MalformedFileError(path, None, "expected rows 'label<TAB>id1<TAB>id2<TAB>text1<TAB>text2', got "
+                                 "none (no pairs in file; every split needs at least one)")
     return a, b, np.asarray(labels, dtype=np.int64), ids
 
 
