@@ -155,7 +155,9 @@ def _sort_key(r: dict[str, Any]) -> tuple:
     task = r.get("task", "")
     order = TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER)
     fam = DISPLAY_ORDER.index(r["family"]) if r.get("family") in DISPLAY_ORDER else len(DISPLAY_ORDER)
-    return (order, task, fam, r.get("variant", ""), r.get("tier", ""), r.get("seed") or 0, r.get("date") or "")
+    variant = r.get("variant", "default")
+    return (order, task, fam, variant != "default", variant, r.get("tier", ""), r.get("seed") or 0,
+            r.get("date") or "")
 
 
 def _file_stem(r: dict[str, Any]) -> str:
