@@ -39,6 +39,16 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
 
 
+def run_steps(layer: torch.nn.Module, x: torch.Tensor, state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs (B, L, H) of stepping ``layer`` through ``x`` token by token, and the final state."""
+    state = layer.default_state(x.shape[0]) if state is None else state
+    ys = []
+    for t in range(x.shape[1]):
+        y, state = layer.step(x[:, t], state)
+        ys.append(y)
+    return torch.stack(ys, 1), state
+
+
 def perturb_(layer: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> torch.nn.Module:
     """Move every parameter off its structured init (as training would)."""
     g = torch.Generator().manual_seed(seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layer_cases import FAMILIES, TOL, perturb_, rel_err
+from layer_cases import FAMILIES, TOL, perturb_, rel_err, run_steps
 
 H, N = 3, 8
 
@@ -13,15 +13,6 @@ H, N = 3, 8
 def _make(name: str, dtype: torch.dtype, **kw):
     layer = FAMILIES[name](H, N, **kw)
     return perturb_(layer, 0.05).to(dtype)
-
-
-def _run_steps(layer, x):
-    state = layer.default_state(x.shape[0])
-    ys = []
-    for t in range(x.shape[1]):
-        y, state = layer.step(x[:, t], state)
-        ys.append(y)
-    return torch.stack(ys, 1), state
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
@@ -32,7 +23,7 @@ def test_conv_equals_step(name, dtype):
     x = torch.randn(2, L, H, dtype=dtype)
     with torch.no_grad():
         y_conv, s_conv = layer(x, return_state=True)
-        y_step, s_step = _run_steps(layer, x)
+        y_step, s_step = run_steps(layer, x)
     err = rel_err(y_step, y_conv)
     assert err < TOL[dtype], f"{name}: conv vs step rel err {err:.2e}"
     err_s = rel_err(s_conv, s_step)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ssm
-from layer_cases import TOL, perturb_, rel_err
+from layer_cases import TOL, perturb_, rel_err, run_steps
 
 H, N = 6, 8
 M = N // 2
@@ -39,11 +39,8 @@ def test_conv_equals_step(name, k, dtype):
     x = torch.randn(2, 29, H, dtype=dtype)
     with torch.no_grad():
         y_conv, s_conv = layer(x, return_state=True)
-        state, ys = layer.default_state(2), []
-        for t in range(x.shape[1]):
-            y, state = layer.step(x[:, t], state)
-            ys.append(y)
-    err = rel_err(torch.stack(ys, 1), y_conv)
+        y_step, state = run_steps(layer, x)
+    err = rel_err(y_step, y_conv)
     assert err < TOL[dtype], f"{name} n_ssm={k}: conv vs step rel err {err:.2e}"
     assert rel_err(state, s_conv) < TOL[dtype]
 

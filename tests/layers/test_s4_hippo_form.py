@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ssm
-from layer_cases import TOL, perturb_, rel_err
+from layer_cases import TOL, perturb_, rel_err, run_steps
 from ssm.layers.s4 import S4_INITS
 from ssm.layers.s4d import _RE_FLOOR
 
@@ -42,11 +42,8 @@ def test_conv_equals_step_released(init, dtype):
     x = torch.randn(2, 37, H, dtype=dtype)
     with torch.no_grad():
         y_conv, s_conv = layer(x, return_state=True)
-        state, ys = layer.default_state(2), []
-        for t in range(x.shape[1]):
-            y, state = layer.step(x[:, t], state)
-            ys.append(y)
-    err = rel_err(torch.stack(ys, 1), y_conv)
+        y_step, state = run_steps(layer, x)
+    err = rel_err(y_step, y_conv)
     assert err < TOL[dtype], f"{init}: conv vs step rel err {err:.2e}"
     err_s = rel_err(s_conv, state)
     assert err_s < TOL[dtype], f"{init}: final state rel err {err_s:.2e}"

@@ -12,6 +12,8 @@ from ssm.kernels.scan import scan_ref
 from ssm.layers.base import ssm_param_group
 from ssm.layers.s5 import S5, to_eigenbasis
 
+from layer_cases import run_steps
+
 RTOL = {torch.float64: 1e-6, torch.float32: 1e-4}
 
 
@@ -27,15 +29,6 @@ def _x(B, L, H, dtype=torch.float64, seed=1):
 
 def _rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
-
-
-def _steps(layer, x, state=None):
-    state = layer.default_state(x.shape[0]) if state is None else state
-    ys = []
-    for t in range(x.shape[1]):
-        y, state = layer.step(x[:, t], state)
-        ys.append(y)
-    return torch.stack(ys, 1), state
 
 
 def _complex_ref_autograd(layer, x):
@@ -74,7 +67,7 @@ def test_scan_mode_equals_step_mode(init, disc, dtype):
     layer = _layer(dtype, init=init, discretization=disc, dt_min=1e-2, dt_max=0.5)
     x = _x(3, 77, 5, dtype)
     y, state = layer(x, return_state=True)
-    ys, state_s = _steps(layer, x)
+    ys, state_s = run_steps(layer, x)
     assert _rel(y, ys) < RTOL[dtype], _rel(y, ys)
     assert _rel(state, state_s) < RTOL[dtype]
 
@@ -330,13 +323,13 @@ def test_step_setup_never_stale():
     layer = _layer()
     x = _x(2, 12, 5)
     with torch.no_grad():
-        y0, _ = _steps(layer, x)
+        y0, _ = run_steps(layer, x)
         layer.log_dt.add_(1.0)  # in-place change, as an optimizer step makes
-        y1, _ = _steps(layer, x)
+        y1, _ = run_steps(layer, x)
         assert _rel(y1, layer(x)) < 1e-10 and _rel(y1, y0) > 1e-3
         other = _layer(seed=5)
         layer.load_state_dict(other.state_dict())
-        assert _rel(_steps(layer, x)[0], other(x)) < 1e-10
+        assert _rel(run_steps(layer, x)[0], other(x)) < 1e-10
 
 
 def test_zero_length_keeps_state():
