@@ -32,7 +32,8 @@ With Delta = mean D(s4d) - mean D(s4-ptd) and s = sqrt(sd(s4d)^2 / n(s4d) + sd(s
 - **not reproduced** otherwise.
 
 A verdict from one seed per family is marked "one seed, no spread". The same rule is applied, as
-secondary lines, at omega* and to S5 against S5-PTD where both exist."""
+secondary lines, at omega* and to S5 against S5-PTD where both exist, and to the runs of any variant
+(a recipe other than the task's default, named in brackets) that both families share."""
 
 
 def load_results(folder: Path) -> list[dict[str, Any]]:
@@ -173,17 +174,20 @@ def verdict(base: list[dict[str, Any]], robust: list[dict[str, Any]], omega: Opt
 def conclusion(groups: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[str]:
     lines = ["## Conclusion", "", "Rule (fixed before any result existed):", "", RULE, ""]
     judged = False
+    variants = sorted({k[2] for k in groups}, key=lambda v: (v != "default", v))
     for task in sorted({k[0] for k in groups}):
-        for base, robust in PAIRS:
-            b, r = groups.get((task, base, "default")), groups.get((task, robust, "default"))
-            if not b or not r:
-                continue
-            judged = True
-            for where, w in ((f"omega = {RULE_OMEGA}", RULE_OMEGA), ("omega*", None)):
-                word, numbers = verdict(b, r, w)
-                primary = base == "s4d" and w is not None
-                lines.append(f"- {task}, {NAMES[base]} vs {NAMES[robust]}, a = {RULE_AMPLITUDE}, {where}: "
-                             + (f"**{word}**" if primary else word) + f": {numbers}.")
+        for variant in variants:
+            for base, robust in PAIRS:
+                b, r = groups.get((task, base, variant)), groups.get((task, robust, variant))
+                if not b or not r:
+                    continue
+                judged = True
+                tag = "" if variant == "default" else f" [{variant}]"
+                for where, w in ((f"omega = {RULE_OMEGA}", RULE_OMEGA), ("omega*", None)):
+                    word, numbers = verdict(b, r, w)
+                    primary = base == "s4d" and w is not None and variant == "default"
+                    lines.append(f"- {task}{tag}, {NAMES[base]} vs {NAMES[robust]}, a = {RULE_AMPLITUDE}, "
+                                 f"{where}: " + (f"**{word}**" if primary else word) + f": {numbers}.")
     if not judged:
         lines.append("No verdict yet: no task has results for both families of a pair.")
     return lines + [""]

@@ -115,3 +115,45 @@ def test_weights_only_file(tmp_path: Path) -> None:
                             "--amplitudes", "0", "0.1", "--omegas", "325.4"]) == 0
     rec = json.loads((out / "digits" / "s4d_seed3.json").read_text())
     assert rec["subset"]["of"] == 359 and len(rec["results"]) == 2
+
+
+def _rec(family: str, seed: int, drop: float, variant: str = "default", clean: float = 0.85) -> dict:
+    """A robustness record whose accuracy falls by ``drop`` at a = 0.1, omega = 325.4 (and nowhere else)."""
+    results = [{"amplitude": a, "omega": w, "acc": clean - (drop if (a, w) == (0.1, 325.4) else 0.0)}
+               for w in (325.4, 1303.3, 5.0) for a in (0.0, 0.01, 0.03, 0.1, 0.3)]
+    return {"task": "t", "family": family, "variant": variant, "seed": seed, "results": results,
+            "omega_star": {"omega": 1303.3}}
+
+
+def test_verdict_follows_the_rule() -> None:
+    from benchmarks import _robustness_page as page
+
+    # S4D-LegS loses 10 and 12 points (sd sqrt 2), S4-PTD 1 and 1: Delta = 10, s = sqrt(2 / 2) = 1 -> reproduced.
+    word, numbers = page.verdict([_rec("s4d", 0, 0.10), _rec("s4d", 1, 0.12)],
+                                 [_rec("s4-ptd", 0, 0.01), _rec("s4-ptd", 1, 0.01)])
+    assert word == "reproduced" and "Delta = 10.0" in numbers and "s = 1.0" in numbers
+    # 3 points more, above max(s, 1 point) but below 5: partly.
+    word, _ = page.verdict([_rec("s4d", 0, 0.04), _rec("s4d", 1, 0.04)],
+                           [_rec("s4-ptd", 0, 0.01), _rec("s4-ptd", 1, 0.01)])
+    assert word == "partly reproduced"
+    # Drops -5 and 13 points (mean 4, s = 9) against 0: the difference is within the spread.
+    word, _ = page.verdict([_rec("s4d", 0, -0.05), _rec("s4d", 1, 0.13)],
+                           [_rec("s4-ptd", 0, 0.0), _rec("s4-ptd", 1, 0.0)])
+    assert word == "not reproduced"
+    # One seed per family is marked.
+    word, _ = page.verdict([_rec("s4d", 0, 0.10)], [_rec("s4-ptd", 0, 0.0)])
+    assert word == "reproduced (one seed, no spread)"
+    # At omega* nothing drops in these records.
+    word, _ = page.verdict([_rec("s4d", 0, 0.10)], [_rec("s4-ptd", 0, 0.0)], omega=None)
+    assert word.startswith("not reproduced")
+
+
+def test_conclusion_judges_each_shared_variant_and_bolds_only_the_default() -> None:
+    from benchmarks import _robustness_page as page
+
+    recs = [_rec("s4d", 0, 0.10), _rec("s4-ptd", 0, 0.0), _rec("s4d", 0, 0.0, "old"),
+            _rec("s4-ptd", 0, 0.0, "old"), _rec("s5", 0, 0.0, "old")]  # no S5-PTD: S5 not judged
+    lines = [x for x in page.conclusion(page._groups(recs)) if x.startswith("- ")]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("- t, S4D-LegS vs S4-PTD") and "**reproduced (one seed, no spread)**" in lines[0]
+    assert all(x.startswith("- t [old], S4D-LegS vs S4-PTD") and "**" not in x for x in lines[2:])
