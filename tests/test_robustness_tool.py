@@ -128,7 +128,7 @@ def _rec(family: str, seed: int, drop: float, variant: str = "default", clean: f
 def test_verdict_follows_the_rule() -> None:
     from benchmarks import _robustness_page as page
 
-    # S4D-LegS loses 10 and 12 points (sd sqrt 2), S4-PTD 1 and 1: Delta = 10, s = sqrt(2 / 2) = 1 -> reproduced.
+    # S4D-LegS loses 10 and 12 points (sd sqrt 2), S4-PTD 1 and 1: Delta = 10, s = 1 -> reproduced.
     word, numbers = page.verdict([_rec("s4d", 0, 0.10), _rec("s4d", 1, 0.12)],
                                  [_rec("s4-ptd", 0, 0.01), _rec("s4-ptd", 1, 0.01)])
     assert word == "reproduced" and "Delta = 10.0" in numbers and "s = 1.0" in numbers
@@ -155,5 +155,6 @@ def test_conclusion_judges_each_shared_variant_and_bolds_only_the_default() -> N
             _rec("s4-ptd", 0, 0.0, "old"), _rec("s5", 0, 0.0, "old")]  # no S5-PTD: S5 not judged
     lines = [x for x in page.conclusion(page._groups(recs)) if x.startswith("- ")]
     assert len(lines) == 4, lines
-    assert lines[0].startswith("- t, S4D-LegS vs S4-PTD") and "**reproduced (one seed, no spread)**" in lines[0]
+    assert lines[0].startswith("- t, S4D-LegS vs S4-PTD")
+    assert "**reproduced (one seed, no spread)**" in lines[0]
     assert all(x.startswith("- t [old], S4D-LegS vs S4-PTD") and "**" not in x for x in lines[2:])

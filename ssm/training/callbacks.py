@@ -194,10 +194,14 @@ class RunSummary(pl.Callback):
         self.test: dict[str, float] = {}
         self.curve: list[dict[str, float]] = []
         self.fit_seconds = 0.0
+        # CPU time of this process (all its threads) during fit: on a shared machine the wall time
+        # grows with the load, the CPU time much less.
+        self.fit_cpu_seconds = 0.0
         self.steps = 0
         self.status = "running"
         self._t0: Optional[float] = None
         self._fit_t0: Optional[float] = None
+        self._fit_cpu0: Optional[float] = None
         self._label_counts: Optional[torch.Tensor] = None
         self.info: dict[str, Any] = {}
 
@@ -211,11 +215,19 @@ class RunSummary(pl.Callback):
             "model": type(getattr(pl_module, "model", pl_module)).__name__,
             "world_size": trainer.world_size,
         }
-        self._fit_t0 = time.perf_counter()
+        self._fit_t0, self._fit_cpu0 = time.perf_counter(), time.process_time()
         self.write(trainer)
 
     def _elapsed(self) -> float:
         return self.fit_seconds + (time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0)
+
+    def _cpu_elapsed(self) -> float:
+        running = time.process_time() - self._fit_cpu0 if self._fit_cpu0 is not None else 0.0
+        return self.fit_cpu_seconds + running
+
+    def _stop_clocks(self) -> None:
+        self.fit_seconds, self.fit_cpu_seconds = self._elapsed(), self._cpu_elapsed()
+        self._fit_t0 = self._fit_cpu0 = None
 
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._t0 = time.perf_counter()
@@ -244,13 +256,13 @@ class RunSummary(pl.Callback):
         self.write(trainer)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self.fit_seconds, self._fit_t0 = self._elapsed(), None
+        self._stop_clocks()
         self.steps = int(trainer.global_step)
         self.status = "finished"
         self.write(trainer)
 
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
-        self.fit_seconds, self._fit_t0 = self._elapsed(), None
+        self._stop_clocks()
         self.status = "failed"
         self.provenance["reason"] = f"{type(exception).__name__}: {exception}"
         self.write(trainer)
@@ -279,7 +291,7 @@ class RunSummary(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch_times": self.epoch_times, "best": self.best, "curve": self.curve,
-                "fit_seconds": self._elapsed()}
+                "fit_seconds": self._elapsed(), "fit_cpu_seconds": self._cpu_elapsed()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Restores a resumed run's history. Lightning also loads callback states when testing from the
@@ -290,6 +302,7 @@ class RunSummary(pl.Callback):
         self.best = dict(state_dict["best"])
         self.curve = [dict(c) for c in state_dict.get("curve", [])]
         self.fit_seconds = float(state_dict.get("fit_seconds", 0.0))
+        self.fit_cpu_seconds = float(state_dict.get("fit_cpu_seconds", 0.0))
 
     def summary(self) -> dict[str, Any]:
         times = self.epoch_times
@@ -300,6 +313,7 @@ class RunSummary(pl.Callback):
             "epochs": len(times),
             "steps": self.steps,
             "fit_seconds": round(self._elapsed(), 3),
+            "fit_cpu_seconds": round(self._cpu_elapsed(), 3),
             "seconds_per_epoch": (sum(times) / len(times)) if times else None,
             "best": self.best,
             "test": self.test,
@@ -322,6 +336,7 @@ class RunSummary(pl.Callback):
             "epochs",
             "steps",
             "fit_seconds",
+            "fit_cpu_seconds",
             "seconds_per_epoch",
             "git_commit",
             "command",

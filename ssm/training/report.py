@@ -15,7 +15,8 @@ multirun sweeps alike) and/or result JSONs written by an earlier call, and write
 
 Results schema (one object per run): ``task, family, variant, tier, seed, status`` (``finished``,
 ``failed`` or ``stopped``), ``reason`` (when not finished), ``test_acc`` (fraction, full test split),
-``best_val_acc``, ``steps, epochs, train_seconds, torch_threads, params, command, git_commit, date,
+``best_val_acc``, ``steps, epochs, train_seconds`` (wall), ``train_cpu_seconds`` (CPU time of the training
+process), ``torch_threads, params, command, git_commit, date,
 device, baseline_acc`` (majority-class accuracy on the test split), ``curve`` (one entry per
 validation: step, seconds, val/acc, val/loss) and ``run_dir``.
 """
@@ -108,6 +109,7 @@ def result_from_run(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
         "steps": summary.get("steps"),
         "epochs": summary.get("epochs"),
         "train_seconds": summary.get("fit_seconds"),
+        "train_cpu_seconds": summary.get("fit_cpu_seconds"),
         "torch_threads": summary.get("torch_threads"),
         "params": summary.get("parameters"),
         "command": summary.get("command"),
@@ -220,21 +222,23 @@ def grid_table(results: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: one row per (task, model, variant, tier), test accuracy over finished seeds."""
     lines = [
         "| task | model | tier | test acc % (mean ± sd) | seeds finished / started | best val acc % "
-        "| majority baseline % | published % | steps | train time (min) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| majority baseline % | published % | steps | train time (min) | train CPU time (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (task, family, variant, tier), runs in _groups(results).items():
         done = [r for r in runs if r["status"] == "finished" and r.get("test_acc") is not None]
         base = [r["baseline_acc"] for r in done if r.get("baseline_acc") is not None]
         published = PUBLISHED.get((task, family)) if variant == "default" else None
         minutes = [r["train_seconds"] / 60 for r in done if r.get("train_seconds")]
+        cpu_minutes = [r["train_cpu_seconds"] / 60 for r in done if r.get("train_cpu_seconds")]
         steps = sorted({r.get("steps") for r in done if r.get("steps")})
         lines.append(
             f"| {task} | {model_label(family, variant)} | {tier} | {_fmt_acc([r['test_acc'] for r in done])} "
             f"| {len(done)} / {len(runs)} | {_fmt_acc([r['best_val_acc'] for r in done if r.get('best_val_acc')])} "
             f"| {_fmt_acc(base[:1])} | {published if published is not None else '—'} "
             f"| {', '.join(map(str, steps)) or '—'} "
-            f"| {(f'{statistics.median(minutes):.0f}' if minutes else '—')} |"
+            f"| {(f'{statistics.median(minutes):.0f}' if minutes else '—')} "
+            f"| {(f'{statistics.median(cpu_minutes):.0f}' if cpu_minutes else '—')} |"
         )
     return lines
 

@@ -48,7 +48,7 @@ ARGS = [
 STEPS_PER_EPOCH = 4
 KILL = "+callbacks.kill._target_=train_faults.KillAt"
 # Differ between any two runs: wall-clock times and how and when the command was started.
-VOLATILE = {"command", "date", "git_dirty", "fit_seconds", "seconds_per_epoch"}
+VOLATILE = {"command", "date", "git_dirty", "fit_seconds", "fit_cpu_seconds", "seconds_per_epoch"}
 
 
 def _ssm_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

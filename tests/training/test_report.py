@@ -34,7 +34,8 @@ GRID = [
 ]
 
 SCHEMA = {"task", "family", "variant", "tier", "seed", "status", "test_acc", "best_val_acc", "steps", "epochs",
-          "train_seconds", "torch_threads", "params", "command", "git_commit", "date", "device", "baseline_acc"}
+          "train_seconds", "train_cpu_seconds", "torch_threads", "params", "command", "git_commit", "date",
+          "device", "baseline_acc"}
 
 
 def _sweep(launcher: list[str], out: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -80,6 +81,8 @@ def test_report_turns_a_sweep_into_results(joblib_sweep: Path, tmp_path: Path) -
         assert r["status"] == "finished" and 0.0 <= r["test_acc"] <= 1.0
         assert 0.0 < r["baseline_acc"] <= 1.0
         assert r["steps"] == 4 and r["torch_threads"] >= 1 and r["params"] > 0
+        # the training process's CPU time: positive, and bounded by its threads (torch's and one more) x wall
+        assert 0.0 < r["train_cpu_seconds"] <= (r["torch_threads"] + 1) * r["train_seconds"] + 1.0
         assert r["command"].startswith("ssm-train ") and "seed=" in r["command"]
         assert [c["step"] for c in r["curve"]] == [2, 4]
         # the best validation accuracy is the maximum of the curve
