@@ -236,10 +236,11 @@ def write_page(results_dir: Path, page: Path, sizes: Sequence[int] = (16, 32, 64
         "block, after its normalization). Defaults of `run`: amplitudes a in {0, 0.01, 0.03, 0.1, 0.3}; "
         "frequencies 325.4 (the "
         "paper's: the largest imaginary part of S4D-LegS's eigenvalues at N = 32, 325.43), omega* at the "
-        "model's state size, and 5 (a low frequency, where every init's transfer function is close to "
-        "HiPPO-LegS's). Each model is evaluated on a fixed test subset: 2000 examples (the whole split if "
-        "smaller) drawn by `torch.randperm` with seed 0; noise seed 0. The amplitude-0 accuracy is checked "
-        "against the model's clean accuracy on that subset.", "",
+        "model's state size (for S5 and S5-PTD the size of one block of their block-diagonal init, "
+        "d_state / J: N = 16 in the sFMNIST models, omega* = 80.97), and 5 (a low frequency, where every "
+        "init's transfer function is close to HiPPO-LegS's). Each model is evaluated on a fixed test "
+        "subset: 2000 examples (the whole split if smaller) drawn by `torch.randperm` with seed 0; noise "
+        "seed 0. The amplitude-0 accuracy is checked against the model's clean accuracy on that subset.", "",
     ]
     lines += transfer_section(sizes, image_dir, page.parent)
     lines += ["## Results", ""]
