@@ -215,7 +215,9 @@ def transfer_section(sizes: Sequence[int], image_dir: Path, page_dir: Path) -> l
 
 
 def write_page(results_dir: Path, page: Path, sizes: Sequence[int] = (16, 32, 64, 128, 256)) -> Path:
-    """Write ``page`` (and its images in the folder named like it) from the JSONs under ``results_dir``."""
+    """Write ``page`` (and its images in the folder named like it) from the JSONs under ``results_dir``;
+    ``results_dir/discussion.md``, when present, is the page's last section (the written reading of the
+    numbers above it: what explains the verdict)."""
     import torch
 
     torch.set_num_threads(1)
@@ -255,6 +257,9 @@ def write_page(results_dir: Path, page: Path, sizes: Sequence[int] = (16, 32, 64
             png = plot_model(recs, title, image_dir / f"{name}.png")
             lines += [f"![{task} {_label(family, variant)}]({png.relative_to(page.parent).as_posix()})", ""]
     lines += conclusion(groups)
+    discussion = results_dir / "discussion.md"
+    if discussion.is_file():
+        lines += ["## Discussion", "", discussion.read_text().strip(), ""]
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines))
     return page

@@ -25,8 +25,9 @@ The clean accuracy (no noise machinery) must equal the amplitude-0 accuracy (wit
 
 ``report`` regenerates docs/robustness.md from those JSONs (:mod:`benchmarks._robustness_page`): the
 protocol, the transfer-function table for N = 16 .. 256, one accuracy table per task, one plot per
-model and the conclusion by the rule fixed there before any result existed. With no results it still
-writes the transfer table and says that the experiment has not run yet.
+model, the conclusion by the rule fixed there before any result existed, and the written discussion
+``benchmarks/robustness/discussion.md`` when present. With no results it still writes the transfer
+table and says that the experiment has not run yet.
 """
 
 from __future__ import annotations

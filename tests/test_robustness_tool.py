@@ -100,6 +100,12 @@ def test_report_without_results(tmp_path: Path) -> None:
     text = page.read_text()
     assert "The experiment has not run yet" in text and "| S4-PTD | 16 | n/a |" in text
     assert "No verdict yet" in text and "Rule (fixed before any result existed)" in text
+    assert "## Discussion" not in text
+    # a written discussion beside the results becomes the last section
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "discussion.md").write_text("What explains it.\n")
+    robustness.main(["report", "--results", str(tmp_path / "none"), "--page", str(page), "--sizes", "16"])
+    assert page.read_text().rstrip().endswith("## Discussion\n\nWhat explains it.")
 
 
 def test_weights_only_file(tmp_path: Path) -> None:
