@@ -8,6 +8,7 @@ conclusion by :data:`RULE`, which was fixed before any result existed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -174,20 +175,19 @@ def verdict(base: list[dict[str, Any]], robust: list[dict[str, Any]], omega: Opt
 def conclusion(groups: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[str]:
     lines = ["## Conclusion", "", "Rule (fixed before any result existed):", "", RULE, ""]
     judged = False
+    tasks = sorted({k[0] for k in groups})
     variants = sorted({k[2] for k in groups}, key=lambda v: (v != "default", v))
-    for task in sorted({k[0] for k in groups}):
-        for variant in variants:
-            for base, robust in PAIRS:
-                b, r = groups.get((task, base, variant)), groups.get((task, robust, variant))
-                if not b or not r:
-                    continue
-                judged = True
-                tag = "" if variant == "default" else f" [{variant}]"
-                for where, w in ((f"omega = {RULE_OMEGA}", RULE_OMEGA), ("omega*", None)):
-                    word, numbers = verdict(b, r, w)
-                    primary = base == "s4d" and w is not None and variant == "default"
-                    lines.append(f"- {task}{tag}, {NAMES[base]} vs {NAMES[robust]}, a = {RULE_AMPLITUDE}, "
-                                 f"{where}: " + (f"**{word}**" if primary else word) + f": {numbers}.")
+    for task, variant, (base, robust) in itertools.product(tasks, variants, PAIRS):
+        b, r = groups.get((task, base, variant)), groups.get((task, robust, variant))
+        if not b or not r:
+            continue
+        judged = True
+        tag = "" if variant == "default" else f" [{variant}]"
+        for where, w in ((f"omega = {RULE_OMEGA}", RULE_OMEGA), ("omega*", None)):
+            word, numbers = verdict(b, r, w)
+            primary = base == "s4d" and w is not None and variant == "default"
+            lines.append(f"- {task}{tag}, {NAMES[base]} vs {NAMES[robust]}, a = {RULE_AMPLITUDE}, {where}: "
+                         + (f"**{word}**" if primary else word) + f": {numbers}.")
     if not judged:
         lines.append("No verdict yet: no task has results for both families of a pair.")
     return lines + [""]

@@ -12,7 +12,7 @@ from ssm.kernels.scan import scan_ref
 from ssm.layers.base import ssm_param_group
 from ssm.layers.s5 import S5, to_eigenbasis
 
-from layer_cases import run_steps
+from layer_cases import rel_err, run_steps
 
 RTOL = {torch.float64: 1e-6, torch.float32: 1e-4}
 
@@ -25,10 +25,6 @@ def _layer(dtype=torch.float64, seed=0, **kw):
 
 def _x(B, L, H, dtype=torch.float64, seed=1):
     return torch.randn(B, L, H, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
-
-
-def _rel(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def _complex_ref_autograd(layer, x):
@@ -68,8 +64,8 @@ def test_scan_mode_equals_step_mode(init, disc, dtype):
     x = _x(3, 77, 5, dtype)
     y, state = layer(x, return_state=True)
     ys, state_s = run_steps(layer, x)
-    assert _rel(y, ys) < RTOL[dtype], _rel(y, ys)
-    assert _rel(state, state_s) < RTOL[dtype]
+    assert rel_err(y, ys) < RTOL[dtype], rel_err(y, ys)
+    assert rel_err(state, state_s) < RTOL[dtype]
 
 
 @pytest.mark.parametrize("disc", ["zoh", "bilinear"])
@@ -77,7 +73,7 @@ def test_scan_mode_equals_step_mode(init, disc, dtype):
 def test_matches_complex_reference(disc, bidirectional):
     layer = _layer(discretization=disc, bidirectional=bidirectional, c_init="complex_normal", dt_max=0.5)
     x = _x(2, 150, 5)
-    assert _rel(layer(x), _complex_ref(layer, x)) < 1e-10
+    assert rel_err(layer(x), _complex_ref(layer, x)) < 1e-10
 
 
 @pytest.mark.parametrize("init", ["legs", "ptd"])
@@ -121,7 +117,7 @@ def test_equals_dense_real_system(init, disc):
     for t in range(x.shape[1]):
         s = s @ Ad.T + x[:, t] @ Bd.T
         ys.append(s @ C_cplx.real.T + layer.D.detach() * x[:, t])
-    assert _rel(layer(x), torch.stack(ys, 1)) < 1e-9
+    assert rel_err(layer(x), torch.stack(ys, 1)) < 1e-9
 
 
 def test_to_eigenbasis_inverts_nonunitary_V():
@@ -142,8 +138,8 @@ def test_chunked_equals_full(splits):
         y, state = layer(x[:, t:t + n], state=state, return_state=True)
         ys.append(y)
         t += n
-    assert _rel(torch.cat(ys, 1), y_full) < 1e-12
-    assert _rel(state, s_full) < 1e-12
+    assert rel_err(torch.cat(ys, 1), y_full) < 1e-12
+    assert rel_err(state, s_full) < 1e-12
 
 
 @pytest.mark.parametrize("disc", ["zoh", "bilinear"])
@@ -161,7 +157,7 @@ def test_equals_s4d_with_one_channel(disc):
         s4d.C[0, 0] = s5.C[0, 0]
         s4d.D.fill_(s5.D.item())
     x = _x(2, 300, 1)
-    assert _rel(s5(x), s4d(x)) < 1e-9
+    assert rel_err(s5(x), s4d(x)) < 1e-9
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -181,8 +177,8 @@ def test_padded_batch_equals_each_alone(bidirectional):
             alone = layer(x[b:b + 1, :n])
         else:
             alone, s_alone = layer(x[b:b + 1, :n], return_state=True)
-            assert _rel(state[b:b + 1], s_alone) < 1e-12
-        assert _rel(y[b:b + 1, :n], alone) < 1e-12
+            assert rel_err(state[b:b + 1], s_alone) < 1e-12
+        assert rel_err(y[b:b + 1, :n], alone) < 1e-12
         assert (y[b, n:] == 0).all()
 
 
@@ -218,7 +214,7 @@ def test_gradients_finite_long_sequence(init, bidirectional):
         for (name, p), p64 in zip(layer.named_parameters(), layer64.parameters()):
             assert p.grad is not None and torch.isfinite(p.grad).all(), (seed, name, p.grad)
             assert p.grad.abs().max() > 0, f"{name} gets no gradient"
-            assert _rel(p.grad.double(), p64.grad) < 1e-3, (seed, name, _rel(p.grad.double(), p64.grad))
+            assert rel_err(p.grad.double(), p64.grad) < 1e-3, (seed, name, rel_err(p.grad.double(), p64.grad))
 
 
 @pytest.mark.parametrize("init", ["legs", "ptd"])
@@ -233,7 +229,7 @@ def test_gradients_match_reference_subnormal_decay_float64(init, bidirectional):
     ref = torch.autograd.grad(_complex_ref_autograd(layer, x), list(layer.parameters()), g)
     for (name, _), f, r in zip(layer.named_parameters(), fast, ref):
         assert torch.isfinite(f).all(), (name, f)
-        assert _rel(f, r) < 1e-10, (name, _rel(f, r))
+        assert rel_err(f, r) < 1e-10, (name, rel_err(f, r))
 
 
 def test_stable_by_construction():
@@ -326,10 +322,10 @@ def test_step_setup_never_stale():
         y0, _ = run_steps(layer, x)
         layer.log_dt.add_(1.0)  # in-place change, as an optimizer step makes
         y1, _ = run_steps(layer, x)
-        assert _rel(y1, layer(x)) < 1e-10 and _rel(y1, y0) > 1e-3
+        assert rel_err(y1, layer(x)) < 1e-10 and rel_err(y1, y0) > 1e-3
         other = _layer(seed=5)
         layer.load_state_dict(other.state_dict())
-        assert _rel(run_steps(layer, x)[0], other(x)) < 1e-10
+        assert rel_err(run_steps(layer, x)[0], other(x)) < 1e-10
 
 
 def test_zero_length_keeps_state():
@@ -339,7 +335,7 @@ def test_zero_length_keeps_state():
     y, s = layer(x, state=s0, lengths=torch.tensor([0, 6]), return_state=True)
     assert torch.equal(s[0], s0[0]) and (y[0] == 0).all()
     _, s_alone = layer(x[1:, :6], state=s0[1:], return_state=True)
-    assert _rel(s[1:], s_alone) < 1e-12
+    assert rel_err(s[1:], s_alone) < 1e-12
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -352,5 +348,5 @@ def test_gradients_match_reference(bidirectional):
     ref = torch.autograd.grad(_complex_ref_autograd(layer, x), [x, *layer.parameters()], g)
     names = ["x"] + [n for n, _ in layer.named_parameters()]
     for name, f, r in zip(names, fast, ref):
-        assert _rel(f, r) < 1e-10, (name, _rel(f, r))
+        assert rel_err(f, r) < 1e-10, (name, rel_err(f, r))
 

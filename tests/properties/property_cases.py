@@ -17,6 +17,7 @@ st = hypothesis.strategies
 
 import ssm  # noqa: E402
 from ssm.init.diag import DIAG_INITS  # noqa: E402
+from tests.layers.layer_cases import run_steps  # noqa: E402,F401  (step mode over (B, L, H); re-exported)
 
 FAMILIES = ("s4", "s4d", "dss-exp", "dss-softmax", "s5")
 L_MAX = 40  # generated lengths are 0..L_MAX
@@ -87,16 +88,6 @@ def to_layout(layer, x_blh: torch.Tensor) -> torch.Tensor:
 
 def from_layout(layer, y: torch.Tensor) -> torch.Tensor:
     return y.transpose(1, 2) if layer.transposed else y
-
-
-def run_steps(layer, x_blh: torch.Tensor, state=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step mode over a (B, L, H) sequence -> (B, L, H) outputs and the final state."""
-    state = layer.default_state(x_blh.shape[0]) if state is None else state
-    ys = []
-    for t in range(x_blh.shape[1]):
-        y, state = layer.step(x_blh[:, t], state)
-        ys.append(y)
-    return torch.stack(ys, 1), state
 
 
 def assert_close(got: torch.Tensor, want: torch.Tensor, rel: float, what: str) -> None:
