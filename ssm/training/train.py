@@ -27,11 +27,10 @@ from ssm.data import DatasetNotFoundError, MalformedFileError
 from ssm.training.callbacks import EpochReseed, NonFiniteError, NonFiniteGuard, RunSummary
 from ssm.training.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries
 from ssm.training.checkpoint_io import AtomicCheckpointIO
-from ssm.training.config import (  # noqa: F401 (bool_options and _experiments_help: re-exported)
+from ssm.training.config import (
     ConfigError,
     _experiments_help,
     _get,
-    bool_options,
     config_path,
     experiment_names,
     validate_config,

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 from train_helpers import CONFIG_DIR, compose_cfg, run_ssm_train
 
-from ssm.training.train import ConfigError, bool_options, validate_config
+from ssm.training.config import ConfigError, bool_options, validate_config
 
 LAYERS = sorted(p.stem for p in (CONFIG_DIR / "layer").glob("*.yaml"))
 
