@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ssm.training.lit_module import TASKS
 
@@ -150,6 +150,11 @@ def validate_config(cfg: DictConfig) -> None:
     _check(cfg, "ssm_weight_decay", lambda v: _is_num(v) and v >= 0, "a number >= 0")
     _check(cfg, "optimizer.lr", lambda v: _is_num(v) and v > 0, "a positive number")
     _check(cfg, "optimizer.weight_decay", lambda v: _is_num(v) and v >= 0, "a number >= 0", required=False)
+    _check(
+        cfg, "optimizer.regular_ssm_params",
+        lambda v: isinstance(v, ListConfig) and all(isinstance(n, str) and n for n in v),
+        "a list of SSM parameter names (e.g. [B]) or null", required=False,
+    )
     if not cfg.optimizer.get("_partial_", False):
         raise ConfigError("optimizer must set `_partial_: true` (it is called with the parameter groups)")
     if not cfg.layer.get("_partial_", False):

@@ -25,6 +25,18 @@ __all__ = ["SequenceLightningModule", "RetrievalHead", "TASKS"]
 log = logging.getLogger(__name__)
 
 TASKS = ("classification", "retrieval")
+GROUP_KEYS = frozenset({"dt_lr", "regular_ssm_params"})
+"""Optimizer-config keys that shape the parameter groups and are not passed to the optimizer."""
+
+
+def _names_or_none(names: Any) -> Any:
+    """A config list (ListConfig) as a plain list; anything else unchanged (param_groups checks it)."""
+    if names is None or isinstance(names, str):
+        return names
+    try:
+        return list(names)
+    except TypeError:
+        return names
 
 
 class RetrievalHead(nn.Module):
@@ -189,12 +201,13 @@ class SequenceLightningModule(pl.LightningModule):
             ssm_lr=self.ssm_lr,
             ssm_weight_decay=self.ssm_weight_decay,
             dt_lr=kw.get("dt_lr"),  # the timestep's own lr (optimizer config; null: ssm_lr)
+            regular_ssm_params=_names_or_none(kw.get("regular_ssm_params")),
         )
 
     def configure_optimizers(self) -> Any:
         factory = self.optimizer_factory
-        if "dt_lr" in factory.keywords:  # read by _param_groups, not an optimizer argument
-            kw = {k: v for k, v in factory.keywords.items() if k != "dt_lr"}
+        if GROUP_KEYS & set(factory.keywords):  # read by _param_groups, not optimizer arguments
+            kw = {k: v for k, v in factory.keywords.items() if k not in GROUP_KEYS}
             factory = functools.partial(factory.func, *factory.args, **kw)
         optimizer = factory(self._param_groups())
         if self.scheduler_factory is None:

@@ -12,7 +12,7 @@ Pure torch: no training framework is imported here.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from torch import nn
 
@@ -52,8 +52,22 @@ def _check_rate(name: str, v: Any, optional: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number >= 0{' or None' if optional else ''}, got {v!r}")
 
 
+def _check_names(arg: str, names: Optional[Sequence[str]], tagged: dict[str, str]) -> frozenset[str]:
+    if names is None:
+        return frozenset()
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{arg} must be a list of parameter names (e.g. ['B']) or None, got {names!r}")
+    leaves = {q.rsplit(".", 1)[-1] for q in tagged}
+    unknown = sorted(set(names) - leaves)
+    if unknown:
+        raise ValueError(f"{arg}: {unknown} name no SSM parameter of the model; its SSM parameters are "
+                         f"{sorted(leaves)}")
+    return frozenset(names)
+
+
 def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: Optional[float] = None,
-                 ssm_weight_decay: float = 0.0, dt_lr: Optional[float] = None) -> list[dict[str, Any]]:
+                 ssm_weight_decay: float = 0.0, dt_lr: Optional[float] = None,
+                 regular_ssm_params: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
     """Parameter groups for ``torch.optim.AdamW`` (or any torch optimizer).
 
     Args:
@@ -66,6 +80,12 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: Optio
             :data:`DT_PARAM_NAMES`, or tagged with group :data:`DT_GROUP`); they then form their own
             group "dt" with no weight decay (whatever ``ssm_weight_decay``). Default None: they stay
             in the "ssm" group at ``ssm_lr``. S4's ListOps/Text/Retrieval configs correspond to ``dt_lr=lr``.
+        regular_ssm_params: leaf names of tagged SSM parameters (for example ``["B"]``) trained as
+            the other parameters are: at ``lr``, with ``weight_decay`` when they have 2 or more dims.
+            S5's released sequential-image and ListOps scripts train B so (their optimizer option
+            "BfastandCdecay"); the timestep and Lambda stay in the SSM group. Each name must match
+            at least one tagged parameter of ``model`` (a ValueError otherwise). It takes precedence
+            over ``dt_lr`` for a timestep named in it.
     Returns:
         Up to four groups ``{"params", "lr", "weight_decay", "name"}`` ("decay", "no_decay", "ssm",
         and "dt" when ``dt_lr`` is given), each parameter in exactly one; frozen parameters
@@ -76,11 +96,12 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: Optio
     _check_rate("ssm_lr", ssm_lr, optional=True)
     _check_rate("dt_lr", dt_lr, optional=True)
     tagged = ssm_param_names(model)
+    regular = _check_names("regular_ssm_params", regular_ssm_params, tagged)
     decay, no_decay, ssm, dt = [], [], [], []
     for name, p in model.named_parameters():  # shared parameters are listed once
         if not p.requires_grad:
             continue
-        if name in tagged:
+        if name in tagged and name.rsplit(".", 1)[-1] not in regular:
             (dt if dt_lr is not None and is_dt_param(name, tagged[name]) else ssm).append(p)
         elif p.dim() >= 2:
             decay.append(p)

@@ -11,6 +11,7 @@ import torch
 
 import ssm
 from ssm.layers.base import tag_ssm_param
+from ssm.training.optim import ssm_param_names
 
 
 @pytest.mark.parametrize("family", [ssm.S4, ssm.S4D, ssm.DSS, ssm.S5])
@@ -136,3 +137,80 @@ def test_configs_wire_dt_lr_into_the_optimizer_groups(name, dt_at_global_lr):
             == {"model.blocks.0.layer.log_dt"}
     else:
         assert "dt" not in by_name
+
+
+@pytest.mark.parametrize("family", [ssm.S4, ssm.S4D, ssm.S5])
+def test_regular_ssm_params_train_as_the_other_parameters(family):
+    """regular_ssm_params=["B"] puts every B (>= 2 dims) in the decay group at lr; the rest stay."""
+    model = ssm.SequenceModel(3, 8, 2, 2, layer=functools.partial(family, d_state=8))
+    groups = ssm.param_groups(model, lr=1e-2, weight_decay=0.05, ssm_lr=1e-3, regular_ssm_params=["B"])
+    by_name = {g["name"]: g for g in groups}
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    b_names = {f"blocks.{i}.layer.B" for i in range(2)}
+    assert b_names <= _names_in(model, by_name["decay"])
+    assert by_name["decay"]["lr"] == 1e-2 and by_name["decay"]["weight_decay"] == 0.05
+    ssm_names = _names_in(model, by_name["ssm"])
+    assert not ssm_names & b_names
+    default = _names_in(model, {g["name"]: g for g in ssm.param_groups(model, lr=1e-2, weight_decay=0.05,
+                                                                         ssm_lr=1e-3)}["ssm"])
+    assert ssm_names == default - b_names and b_names <= default
+
+
+def test_regular_ssm_params_are_applied_by_the_optimizer():
+    """With ssm_lr = 0, one AdamW step moves S5's B (now at lr) and leaves Lambda and dt unchanged."""
+    torch.manual_seed(0)
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S5, d_state=8))
+    layer = model.blocks[0].layer
+    before = {n: p.detach().clone() for n, p in layer.named_parameters(recurse=False)}
+    opt = torch.optim.AdamW(ssm.param_groups(model, lr=1e-2, weight_decay=0.0, ssm_lr=0.0,
+                                             regular_ssm_params=["B"]))
+    model(torch.randn(2, 5, 3)).square().sum().backward()
+    opt.step()
+    moved = {n for n, p in layer.named_parameters(recurse=False) if not torch.equal(p.detach(), before[n])}
+    tagged = set(ssm_param_names(layer))
+    assert "B" in moved and not (moved & tagged) - {"B"}
+
+
+def test_bad_regular_ssm_params():
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S4D, d_state=8))
+    for bad, match in (("B", "list of parameter names"), ([1], "list of parameter names"),
+                       (["B", "Lambda"], r"\['Lambda'\] name no SSM parameter"),
+                       (["encoder.weight"], "name no SSM parameter")):
+        with pytest.raises(ValueError, match=r"regular_ssm_params.*" + match):
+            ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=bad)
+    assert ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=[]) == \
+        ssm.param_groups(model, lr=0.1, weight_decay=0.0)
+
+
+@pytest.mark.parametrize("name,regular", [
+    ("lra/listops-s5", ["B"]), ("lra/image-s5-ptd", ["B"]), ("lra/pathfinder-s5", None),
+    ("sfmnist-s5", None),
+])
+def test_configs_wire_regular_ssm_params(name, regular):
+    """S5's released ListOps and image scripts train B at the global lr (opt_config=BfastandCdecay):
+    the composed config names it and the Lightning module's optimizer puts it in the decay group."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from ssm.training.config import ConfigError, validate_config
+    from ssm.training.lit_module import SequenceLightningModule
+
+    config_dir = str(Path(__file__).resolve().parents[2] / "configs")
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}", "paths.output_dir=."])
+        bad = compose("train", overrides=[f"experiment={name}", "paths.output_dir=.",
+                                          "optimizer.regular_ssm_params=B"])
+    validate_config(cfg)
+    with pytest.raises(ConfigError, match="optimizer.regular_ssm_params must be a list"):
+        validate_config(bad)
+    got = cfg.optimizer.regular_ssm_params
+    assert (None if got is None else list(got)) == regular
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S5, d_state=8))
+    module = SequenceLightningModule(model, 2, instantiate(cfg.optimizer), None, ssm_lr=cfg.ssm_lr,
+                                     ssm_weight_decay=cfg.ssm_weight_decay)
+    opt = module.configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW)
+    by_name = {g["name"]: g for g in opt.param_groups}
+    in_decay = {n for n, p in module.named_parameters() if any(p is q for q in by_name["decay"]["params"])}
+    assert ("model.blocks.0.layer.B" in in_decay) == (regular == ["B"])
