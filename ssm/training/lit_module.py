@@ -29,16 +29,6 @@ GROUP_KEYS = frozenset({"dt_lr", "regular_ssm_params"})
 """Optimizer-config keys that shape the parameter groups and are not passed to the optimizer."""
 
 
-def _names_or_none(names: Any) -> Any:
-    """A config list (ListConfig) as a plain list; anything else unchanged (param_groups checks it)."""
-    if names is None or isinstance(names, str):
-        return names
-    try:
-        return list(names)
-    except TypeError:
-        return names
-
-
 class RetrievalHead(nn.Module):
     """Classify a document pair from its two feature vectors through ``[u, v, u * v, u - v]``.
 
@@ -201,7 +191,7 @@ class SequenceLightningModule(pl.LightningModule):
             ssm_lr=self.ssm_lr,
             ssm_weight_decay=self.ssm_weight_decay,
             dt_lr=kw.get("dt_lr"),  # the timestep's own lr (optimizer config; null: ssm_lr)
-            regular_ssm_params=_names_or_none(kw.get("regular_ssm_params")),
+            regular_ssm_params=kw.get("regular_ssm_params"),  # a list or ListConfig of names
         )
 
     def configure_optimizers(self) -> Any:

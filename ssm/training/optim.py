@@ -12,7 +12,8 @@ Pure torch: no training framework is imported here.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Iterable
+from typing import Any, Optional
 
 from torch import nn
 
@@ -52,11 +53,13 @@ def _check_rate(name: str, v: Any, optional: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number >= 0{' or None' if optional else ''}, got {v!r}")
 
 
-def _check_names(arg: str, names: Optional[Sequence[str]], tagged: dict[str, str]) -> frozenset[str]:
+def _check_names(arg: str, names: Optional[Iterable[str]], tagged: dict[str, str]) -> frozenset[str]:
     if names is None:
         return frozenset()
-    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+    listed = None if isinstance(names, str) or not isinstance(names, Iterable) else list(names)
+    if listed is None or not all(isinstance(n, str) for n in listed):
         raise ValueError(f"{arg} must be a list of parameter names (e.g. ['B']) or None, got {names!r}")
+    names = listed  # once: a one-shot iterable (a generator) is read here only
     leaves = {q.rsplit(".", 1)[-1] for q in tagged}
     unknown = sorted(set(names) - leaves)
     if unknown:
@@ -67,7 +70,7 @@ def _check_names(arg: str, names: Optional[Sequence[str]], tagged: dict[str, str
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: Optional[float] = None,
                  ssm_weight_decay: float = 0.0, dt_lr: Optional[float] = None,
-                 regular_ssm_params: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+                 regular_ssm_params: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
     """Parameter groups for ``torch.optim.AdamW`` (or any torch optimizer).
 
     Args:

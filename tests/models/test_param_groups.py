@@ -105,6 +105,30 @@ def test_dt_group_tag_copies_and_bad_dt_lr():
             ssm.param_groups(model, lr=0.1, weight_decay=0.0, dt_lr=bad)
 
 
+def _compose(name, *overrides):
+    """The training config of experiment ``name`` as ``ssm-train`` composes it."""
+    from hydra import compose, initialize_config_dir
+
+    config_dir = str(Path(__file__).resolve().parents[2] / "configs")
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        return compose("train", overrides=[f"experiment={name}", "paths.output_dir=.", *overrides])
+
+
+def _optimizer_groups(cfg, family):
+    """(module, {group name: group}) of the AdamW that the Lightning module builds from ``cfg``
+    for a one-block model of ``family``."""
+    from hydra.utils import instantiate
+
+    from ssm.training.lit_module import SequenceLightningModule
+
+    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(family, d_state=8))
+    module = SequenceLightningModule(model, 2, instantiate(cfg.optimizer), None, ssm_lr=cfg.ssm_lr,
+                                     ssm_weight_decay=cfg.ssm_weight_decay)
+    opt = module.configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW)
+    return module, {g["name"]: g for g in opt.param_groups}
+
+
 @pytest.mark.parametrize("name,dt_at_global_lr", [
     ("lra/listops-s4", True), ("lra/text-s4d", True), ("lra/retrieval-dss", True),
     ("lra/listops-s4-ptd", True), ("lra/image-s4", False), ("lra/listops-s5", False),
@@ -112,23 +136,12 @@ def test_dt_group_tag_copies_and_bad_dt_lr():
 def test_configs_wire_dt_lr_into_the_optimizer_groups(name, dt_at_global_lr):
     """S4's ListOps/Text/Retrieval configs train dt at the global lr: the composed config sets
     optimizer.dt_lr to optimizer.lr, and the Lightning module's optimizer gets that group."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from ssm.training.lit_module import SequenceLightningModule
     from ssm.training.train import validate_config
 
-    config_dir = str(Path(__file__).resolve().parents[2] / "configs")
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={name}", "paths.output_dir=."])
+    cfg = _compose(name)
     validate_config(cfg)
     assert (cfg.optimizer.dt_lr == cfg.optimizer.lr) if dt_at_global_lr else cfg.optimizer.dt_lr is None
-    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S4D, d_state=8))
-    module = SequenceLightningModule(model, 2, instantiate(cfg.optimizer), None, ssm_lr=cfg.ssm_lr,
-                                     ssm_weight_decay=cfg.ssm_weight_decay)
-    opt = module.configure_optimizers()
-    assert isinstance(opt, torch.optim.AdamW)
-    by_name = {g["name"]: g for g in opt.param_groups}
+    module, by_name = _optimizer_groups(cfg, ssm.S4D)
     assert by_name["ssm"]["lr"] == cfg.ssm_lr
     if dt_at_global_lr:
         assert by_name["dt"]["lr"] == cfg.optimizer.lr != cfg.ssm_lr
@@ -179,8 +192,14 @@ def test_bad_regular_ssm_params():
                        (["encoder.weight"], "name no SSM parameter")):
         with pytest.raises(ValueError, match=r"regular_ssm_params.*" + match):
             ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=bad)
+    with pytest.raises(ValueError, match="regular_ssm_params must be a list"):
+        ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=3)
     assert ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=[]) == \
         ssm.param_groups(model, lr=0.1, weight_decay=0.0)
+    as_list = ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=["B"])
+    once = ssm.param_groups(model, lr=0.1, weight_decay=0.0, regular_ssm_params=(n for n in ["B"]))
+    assert [[id(p) for p in g["params"]] for g in once] == [[id(p) for p in g["params"]] for g in as_list]
+    assert "blocks.0.layer.B" in _names_in(model, {g["name"]: g for g in once}["decay"])
 
 
 @pytest.mark.parametrize("name,regular", [
@@ -190,27 +209,14 @@ def test_bad_regular_ssm_params():
 def test_configs_wire_regular_ssm_params(name, regular):
     """S5's released ListOps and image scripts train B at the global lr (opt_config=BfastandCdecay):
     the composed config names it and the Lightning module's optimizer puts it in the decay group."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
     from ssm.training.config import ConfigError, validate_config
-    from ssm.training.lit_module import SequenceLightningModule
 
-    config_dir = str(Path(__file__).resolve().parents[2] / "configs")
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={name}", "paths.output_dir=."])
-        bad = compose("train", overrides=[f"experiment={name}", "paths.output_dir=.",
-                                          "optimizer.regular_ssm_params=B"])
+    cfg = _compose(name)
     validate_config(cfg)
     with pytest.raises(ConfigError, match="optimizer.regular_ssm_params must be a list"):
-        validate_config(bad)
+        validate_config(_compose(name, "optimizer.regular_ssm_params=B"))
     got = cfg.optimizer.regular_ssm_params
     assert (None if got is None else list(got)) == regular
-    model = ssm.SequenceModel(3, 8, 2, 1, layer=functools.partial(ssm.S5, d_state=8))
-    module = SequenceLightningModule(model, 2, instantiate(cfg.optimizer), None, ssm_lr=cfg.ssm_lr,
-                                     ssm_weight_decay=cfg.ssm_weight_decay)
-    opt = module.configure_optimizers()
-    assert isinstance(opt, torch.optim.AdamW)
-    by_name = {g["name"]: g for g in opt.param_groups}
+    module, by_name = _optimizer_groups(cfg, ssm.S5)
     in_decay = {n for n, p in module.named_parameters() if any(p is q for q in by_name["decay"]["params"])}
     assert ("model.blocks.0.layer.B" in in_decay) == (regular == ["B"])
