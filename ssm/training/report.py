@@ -335,11 +335,16 @@ def write_page(results: list[dict[str, Any]], path: Path, title: str = "Results"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Console entry point ``ssm-report``."""
+    """Console entry point ``ssm-report`` (``ssm-report relabel ...``: :mod:`ssm.training.relabel`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["relabel"]:  # a folder named relabel is reported as ./relabel
+        from ssm.training.relabel import main as relabel_main
+
+        return relabel_main(argv[1:])
     p = argparse.ArgumentParser(
         prog="ssm-report",
         description="Turn ssm-train run folders (finished or partial) and result JSONs into one JSON per "
-        "run, a markdown table and learning curves.",
+        "run, a markdown table and learning curves. 'ssm-report relabel --help': give results another variant.",
     )
     p.add_argument("paths", nargs="+", help="run folders, folders of runs, or result JSONs")
     p.add_argument("--out", type=Path, help="write one JSON per run under OUT/<task>/")
