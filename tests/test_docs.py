@@ -100,7 +100,7 @@ def test_python_block_runs(block: Block, tmp_path: Path, monkeypatch: pytest.Mon
 def commands(block: Block) -> list[list[str]]:
     """The block's commands as argument lists (comments dropped, `&&` chains split)."""
     out = []
-    for line in block.code.splitlines():
+    for line in re.sub(r"\\\n", " ", block.code).splitlines():  # join `\`-continued lines
         words = shlex.split(line, comments=True)
         while words:
             cut = words.index("&&") if "&&" in words else len(words)
@@ -150,6 +150,18 @@ def _check_ssm_eval(args: list[str], where: str, capsys: pytest.CaptureFixture) 
     assert info.value.code != 0 and "usage:" not in err, f"{where}: `ssm-eval {' '.join(args)}`: {err}"
 
 
+def _check_ssm_report(args: list[str], where: str, capsys: pytest.CaptureFixture) -> None:
+    from ssm.training import relabel, report
+
+    p, rest = (relabel.parser(), args[1:]) if args[:1] == ["relabel"] else (report.parser(), args)
+    if "--help" in rest or "-h" in rest:
+        return
+    try:
+        p.parse_args(rest)
+    except SystemExit as err:
+        raise AssertionError(f"{where}: `ssm-report {' '.join(args)}`: {capsys.readouterr().err}") from err
+
+
 def _check_pip(args: list[str], where: str) -> None:
     tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python >= 3.11")
     extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
@@ -176,6 +188,8 @@ def test_bash_block_commands_are_valid(block: Block, capsys: pytest.CaptureFixtu
             _check_ssm_train(args, block.where)
         elif program == "ssm-eval":
             _check_ssm_eval(args, block.where, capsys)
+        elif program == "ssm-report":
+            _check_ssm_report(args, block.where, capsys)
         elif program == "make":
             assert set(a for a in args if "=" not in a) <= _make_targets(), f"{block.where}: {words}"
         elif program.startswith("python") and args[:1] == ["-m"]:
@@ -193,3 +207,9 @@ def test_bash_checks_catch_a_bad_command(capsys: pytest.CaptureFixture) -> None:
         _check_ssm_train(["model.no_such_key=1"], "t")
     with pytest.raises(AssertionError, match="usage:"):
         _check_ssm_eval(["CKPT", "--no-such-flag"], "t", capsys)
+    with pytest.raises(AssertionError, match="ssm-report relabel"):
+        _check_ssm_report(["relabel", "r.json", "--varaint", "x"], "t", capsys)
+    with pytest.raises(AssertionError, match="ssm-report --markdwon"):
+        _check_ssm_report(["--markdwon", "page.md", "runs"], "t", capsys)
+    block = Block(REPO / "t.md", 1, "bash", "ssm-report relabel r.json \\\n    --variant x --set a=1\n", None)
+    assert commands(block) == [["ssm-report", "relabel", "r.json", "--variant", "x", "--set", "a=1"]]

@@ -19,7 +19,7 @@ import shlex
 from pathlib import Path
 from typing import Iterable, Optional
 
-__all__ = ["relabel", "rewrite_command", "main"]
+__all__ = ["relabel", "rewrite_command", "parser", "main"]
 
 _VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w./@-]*=")
@@ -105,8 +105,8 @@ def relabel(path: str | Path, variant: str, overrides: Iterable[str] = (), note:
     return target
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    """``ssm-report relabel JSON... --variant NAME [--set KEY=VALUE ...] [--note TEXT]``."""
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ssm-report relabel``."""
     p = argparse.ArgumentParser(
         prog="ssm-report relabel",
         description="Give result JSONs another variant (and the command overrides that reproduce them), "
@@ -117,6 +117,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="an override placed in the command after experiment= (repeatable)")
     p.add_argument("--note", help="why, stored as recipe_note")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``ssm-report relabel JSON... --variant NAME [--set KEY=VALUE ...] [--note TEXT]``."""
+    p = parser()
     a = p.parse_args(argv)
     try:
         _check_overrides(a.overrides)

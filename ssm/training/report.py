@@ -334,13 +334,8 @@ def write_page(results: list[dict[str, Any]], path: Path, title: str = "Results"
     return path
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    """Console entry point ``ssm-report`` (``ssm-report relabel ...``: :mod:`ssm.training.relabel`)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["relabel"]:  # a folder named relabel is reported as ./relabel
-        from ssm.training.relabel import main as relabel_main
-
-        return relabel_main(argv[1:])
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ssm-report`` (without its ``relabel`` subcommand)."""
     p = argparse.ArgumentParser(
         prog="ssm-report",
         description="Turn ssm-train run folders (finished or partial) and result JSONs into one JSON per "
@@ -352,6 +347,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--markdown", type=Path, help="write the results page here (curves in its folder)")
     p.add_argument("--title", default="Results", help="title of the page")
     p.add_argument("--intro", type=Path, help="a markdown file placed under the title")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Console entry point ``ssm-report`` (``ssm-report relabel ...``: :mod:`ssm.training.relabel`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["relabel"]:  # a folder named relabel is reported as ./relabel
+        from ssm.training.relabel import main as relabel_main
+
+        return relabel_main(argv[1:])
+    p = parser()
     a = p.parse_args(argv)
     if a.weights and a.out is None:
         p.error("--weights needs --out")
