@@ -67,7 +67,8 @@ def relabel(path: str | Path, variant: str, overrides: Iterable[str] = (), note:
         path: a result JSON written by ``ssm-report --out``.
         variant: the new variant, ``default`` or a name (letters, digits, ``.``, ``_``, ``-``).
         overrides: Hydra overrides that reproduce the run under the current defaults (``ssm_lr=0.001``).
-        note: the reason, stored as ``recipe_note`` (an existing note is kept when None).
+        note: the reason, stored as ``recipe_note``; appended to an existing note after "; later "
+            so the history of relabels stays readable (the note is left as it is when None).
 
     The weights named by ``checkpoint`` are renamed with the JSON. Nothing is changed when a check
     fails: a missing file, a file that is not a result, a bad name, or a target that already exists.
@@ -84,7 +85,7 @@ def relabel(path: str | Path, variant: str, overrides: Iterable[str] = (), note:
         raise ValueError(f"relabel: {path} is not a result JSON with a command (written by ssm-report --out)")
     res = dict(data, variant=variant, command=rewrite_command(data["command"], variant, overrides))
     if note is not None:
-        res["recipe_note"] = note
+        res["recipe_note"] = f"{data['recipe_note']}; later {note}" if data.get("recipe_note") else note
     stem = _file_stem(res)
     target = path.with_name(f"{stem}.json")
     moves = []
@@ -116,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", required=True, help="the new variant: 'default' or a name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="an override placed in the command after experiment= (repeatable)")
-    p.add_argument("--note", help="why, stored as recipe_note")
+    p.add_argument("--note", help="why, stored as recipe_note (appended to an existing one)")
     return p
 
 

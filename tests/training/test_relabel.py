@@ -67,6 +67,11 @@ def test_an_override_replaces_the_same_key_and_a_note_is_kept_when_not_given(tmp
     words = shlex.split(r["command"])
     assert words[1:5] == ["experiment=psfmnist-dss", "data.batch_size=32", "++ssm_lr=0.001", "variant=b32"]
     assert "ssm_lr=0.003" not in words and r["recipe_note"] == "earlier note" and "checkpoint" not in r
+    # a second relabel keeps the history of notes
+    r = json.loads(relabel(new, "b64", ["data.batch_size=64"], note="moved again").read_text())
+    assert r["recipe_note"] == "earlier note; later moved again"
+    assert shlex.split(r["command"])[1:5] == ["experiment=psfmnist-dss", "data.batch_size=64", "variant=b64",
+                                              "++ssm_lr=0.001"]
 
 
 def test_the_cli_relabels_through_ssm_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
