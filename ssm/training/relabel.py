@@ -13,11 +13,12 @@ the name :mod:`ssm.training.report` gives that variant. The numbers, the curve a
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 from pathlib import Path
 from typing import Iterable, Optional
+
+from ssm.training.report import _file_stem, _is_result, _read_json, dump_result
 
 __all__ = ["relabel", "rewrite_command", "parser", "main"]
 
@@ -73,8 +74,6 @@ def relabel(path: str | Path, variant: str, overrides: Iterable[str] = (), note:
     The weights named by ``checkpoint`` are renamed with the JSON. Nothing is changed when a check
     fails: a missing file, a file that is not a result, a bad name, or a target that already exists.
     """
-    from ssm.training.report import _file_stem, _is_result, _read_json
-
     path = Path(path)
     if not isinstance(variant, str) or not _VARIANT.match(variant):
         raise ValueError(f"variant: expected 'default' or a name of letters, digits, '.', '_' or '-', got {variant!r}")
@@ -100,7 +99,7 @@ def relabel(path: str | Path, variant: str, overrides: Iterable[str] = (), note:
             raise FileExistsError(f"relabel: {new} already exists; relabelling {path} would overwrite it")
     for old, new in moves:
         old.rename(new)
-    target.write_text(json.dumps(res, indent=1) + "\n")
+    target.write_text(dump_result(res))
     if target != path:
         path.unlink()
     return target

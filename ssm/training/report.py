@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "DISPLAY_ORDER", "PUBLISHED", "model_label", "split_name", "collect", "result_from_run", "write_results", "write_page",
+__all__ = ["FAMILIES", "FAMILY_NAMES", "DISPLAY_ORDER", "PUBLISHED", "model_label", "split_name", "collect", "result_from_run", "write_results", "dump_result", "write_page",
            "main"]
 
 # Longest suffix first: "s4-ptd" must not be read as task "...-s4" + "-ptd".
@@ -168,6 +168,11 @@ def _file_stem(r: dict[str, Any]) -> str:
     return f"{r['family']}{variant}_seed{r.get('seed')}_{run}"
 
 
+def dump_result(res: dict[str, Any]) -> str:
+    """The text of one result JSON on disk (the one format every writer of result files uses)."""
+    return json.dumps(res, indent=1) + "\n"
+
+
 def write_results(results: list[dict[str, Any]], out: Path, weights: bool = False) -> list[Path]:
     """One JSON per run under ``out/<task>/``; with ``weights``, best weights of finished runs beside it."""
     written = []
@@ -183,7 +188,7 @@ def write_results(results: list[dict[str, Any]], out: Path, weights: bool = Fals
                 _export_weights(ckpt, target)
                 res["checkpoint"] = target.name
         path = folder / f"{stem}.json"
-        path.write_text(json.dumps(res, indent=1) + "\n")
+        path.write_text(dump_result(res))
         written.append(path)
     return written
 
